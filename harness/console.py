@@ -1,0 +1,66 @@
+"""The rich console every command prints through, and the filters for library noise.
+
+Per-call warnings from bitsandbytes/transformers would print thousands of identical lines during
+training and generation; they are silenced here, at the source, once per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import warnings
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+console = Console(stderr=True, highlight=False)
+
+_NOISY_WARNINGS = [
+    r"MatMul8bitLt: inputs will be cast",
+    r".*`use_cache=True` is incompatible with gradient checkpointing",
+    r".*torch.utils.checkpoint: the use_reentrant parameter",
+    r".*None of the inputs have requires_grad=True",
+    r".*Setting `pad_token_id` to `eos_token_id`",
+    r".*The attention mask and the pad token id were not set",
+    r".*generation flags are not valid and may be ignored",
+]
+
+
+def quiet_libraries() -> None:
+    """Silence warnings that repeat per call; keep everything else visible."""
+    for pattern in _NOISY_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for name in ("transformers", "peft", "bitsandbytes", "datasets", "trl", "accelerate", "lm_eval", "lm-eval"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def progress() -> Progress:
+    """A progress bar with count, elapsed time and ETA, printed to the shared console."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def safe_text(text: str) -> str:
+    """Untrusted text (model output, dataset rows) with terminal escape sequences removed."""
+    return _ANSI.sub("", text)

@@ -1,0 +1,10 @@
+"""The one exception type for user errors.
+
+Anything raised as `HarnessError` is the user's to fix (a bad config, a missing file, a package that
+is not installed); the CLI prints it as a single line and exits non-zero. Every other exception is a
+bug in harness and keeps its traceback.
+"""
+
+
+class HarnessError(Exception):
+    """A problem the user can fix; the message names the file or key and what to do."""

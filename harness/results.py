@@ -1,0 +1,107 @@
+"""Typed results: the single source of truth for the CLI summary, the statistics and the reports.
+
+A results file (`RUN_DIR/results/<checkpoint>.json`) is an `EvalResult`; a per-sample log
+(`RUN_DIR/samples/<checkpoint>/<eval>.jsonl`) holds one `SampleRecord` per line. Reports read these
+objects and never re-derive numbers from anything else.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+from pydantic import BaseModel, Field
+
+from harness.atomic import atomic_write_text
+
+Aggregation = Literal["mean", "exp_ratio", "ratio", "sum"]
+"""How per-item (value, weight) pairs become one number:
+`mean` sum(v)/n; `ratio` sum(v)/sum(w); `exp_ratio` exp(sum(v)/sum(w)) (perplexity); `sum` sum(v) (counts)."""
+
+
+class MetricValue(BaseModel):
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+    """Items the metric was computed over (the unit the bootstrap resamples)."""
+    higher_is_better: bool | None
+    """None for descriptive counts where neither direction is a goal."""
+
+
+class Delta(BaseModel):
+    """A checkpoint's metric minus a reference checkpoint's, paired over the same items."""
+
+    reference: str
+    delta: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    test: str
+    """`paired_bootstrap`, `permutation` or `mcnemar_exact`."""
+    n: int
+
+
+class CheckpointSummary(BaseModel):
+    name: str
+    arm: str
+    """`base`, `domain`, `instruct`, `instruct-only`, or `external` for refs outside a run."""
+    parent: str | None = None
+    base_model: str
+    path: str | None = None
+    fingerprint: str
+    """Hash of base weights + adapter weights: two checkpoints with the same fingerprint answer alike."""
+
+
+class EvalInfo(BaseModel):
+    """What one eval of the suite ran on and how long it took."""
+
+    n_items: int
+    wall_time_s: float
+    samples_file: str | None = None
+    details: dict[str, Any] = {}
+    """Eval-specific facts a reader needs, e.g. the perplexity mode or the BERTScore model and layer."""
+
+
+class EvalResult(BaseModel):
+    checkpoint: CheckpointSummary
+    metrics: dict[str, MetricValue]
+    deltas: dict[str, dict[str, Delta]] = {}
+    """metric name -> reference checkpoint -> delta."""
+    evals: dict[str, EvalInfo] = {}
+    config_hash: str
+    wall_time_s: float
+
+    def save(self, path: Path) -> None:
+        atomic_write_text(path, self.model_dump_json(indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> EvalResult:
+        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+
+class SampleRecord(BaseModel):
+    """One scored item of one eval. `values`/`weights` feed the aggregation of each metric."""
+
+    id: str
+    eval: str
+    category: str | None = None
+    prompt: str | None = None
+    reference: str | None = None
+    output: str | None = None
+    values: dict[str, float] = {}
+    weights: dict[str, float] = {}
+    """Missing weight means 1 (a plain per-item mean)."""
+    flags: list[str] = []
+    """e.g. `empty_output`, `hit_token_cap`, `partial_refusal`, `unverified_hotline`."""
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+def write_samples(path: Path, records: Iterable[SampleRecord]) -> None:
+    atomic_write_text(path, "".join(r.model_dump_json() + "\n" for r in records))
+
+
+def read_samples(path: Path) -> list[SampleRecord]:
+    with open(path, encoding="utf-8") as handle:
+        return [SampleRecord.model_validate(json.loads(line)) for line in handle if line.strip()]
