@@ -71,6 +71,8 @@ class EvalResult(BaseModel):
     """metric name -> reference checkpoint -> delta."""
     evals: dict[str, EvalInfo] = {}
     config_hash: str
+    eval_hash: str = ""
+    """Hash of weights, data and eval settings: saved results with the same hash are reused."""
     wall_time_s: float
 
     def save(self, path: Path) -> None:

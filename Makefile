@@ -1,0 +1,15 @@
+# The two commands a newcomer needs: `make demo` (the main job) and `make test` (the test suite).
+.PHONY: setup demo test test-slow
+
+setup:
+	scripts/setup.sh
+
+demo: setup
+	.venv/bin/harness run-all --config configs/default.yaml
+
+test:
+	scripts/setup.sh --browser
+	.venv/bin/python -m pytest -q
+
+test-slow: setup
+	.venv/bin/python -m pytest -q -m slow

@@ -1,0 +1,177 @@
+"""Run the eval suite on one checkpoint and write its results and per-sample logs.
+
+Every checkpoint is measured on exactly the same items (the run's held-out sections, counseling test
+split and safety prompts), so deltas between checkpoints are paired. A checkpoint whose results were
+computed with the same weights, data and eval settings is not evaluated again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from evals.context import EvalContext
+from evals.generate import Generator
+from evals.metrics import metric_delta, metric_value
+from evals.registry import EvalSpec, get_eval
+from harness.checkpoints import ResolvedCheckpoint
+from harness.config import HarnessConfig, config_hash
+from harness.console import console
+from harness.errors import HarnessError
+from harness.models import load_causal_lm, load_tokenizer
+from harness.results import CheckpointSummary, EvalInfo, EvalResult, read_samples, write_samples
+from harness.run_data import RunData
+
+DELTA_REFERENCES = {"base": None, "instruct-only": "instruct"}
+"""Reference checkpoint -> the only checkpoint compared with it (None: every other checkpoint)."""
+
+
+def results_path(run_dir: Path, name: str) -> Path:
+    return Path(run_dir) / "results" / f"{name}.json"
+
+
+def samples_path(run_dir: Path, name: str, eval_name: str) -> Path:
+    return Path(run_dir) / "samples" / name / f"{eval_name}.jsonl"
+
+
+def eval_hash(config: HarnessConfig, ckpt: ResolvedCheckpoint, data: RunData, suite: Sequence[str], limit: int | None) -> str:
+    """Everything that changes an eval's answer: weights, data, eval settings, suite and item cap."""
+    return config_hash(
+        {
+            "weights": ckpt.fingerprint,
+            "data": data.fingerprints(),
+            "eval": config.eval.model_dump(mode="json", exclude={"suite", "limit"}),
+            "system_prompt": config.data.counseling.system_prompt,
+            "load_in_8bit": config.model.load_in_8bit,
+            "suite": sorted(suite),
+            "limit": limit,
+        }
+    )
+
+
+def load_for_eval(ckpt: ResolvedCheckpoint, config: HarnessConfig):
+    """The checkpoint's model (start weights + adapter) and tokenizer, ready for inference."""
+    tokenizer = load_tokenizer(str(ckpt.adapter_dir or ckpt.start_ref), config.model)
+    model = load_causal_lm(ckpt.start_ref, config.model)
+    if ckpt.adapter_dir is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(ckpt.adapter_dir))
+    model.eval()
+    return model, tokenizer
+
+
+def _summary(ckpt: ResolvedCheckpoint) -> CheckpointSummary:
+    return CheckpointSummary(
+        name=ckpt.name,
+        arm=ckpt.arm,
+        parent=ckpt.parent,
+        base_model=ckpt.base_model,
+        path=str(ckpt.adapter_dir or ckpt.start_ref),
+        fingerprint=ckpt.fingerprint,
+    )
+
+
+def evaluate_checkpoint(
+    config: HarnessConfig,
+    ckpt: ResolvedCheckpoint,
+    data: RunData,
+    run_dir: Path,
+    *,
+    suite: Sequence[str] | None = None,
+    limit: int | None = None,
+    reuse: bool = True,
+) -> EvalResult:
+    """Evaluate one checkpoint on the suite; reuse saved results when nothing that matters changed."""
+    suite = list(suite or config.eval.suite)
+    limit = limit if limit is not None else config.eval.limit
+    specs = [get_eval(name) for name in suite]
+    key = eval_hash(config, ckpt, data, suite, limit)
+    path = results_path(run_dir, ckpt.name)
+    if reuse and path.is_file():
+        saved = EvalResult.load(path)
+        if saved.eval_hash == key:
+            console.print(f"[dim]{ckpt.name}: results are up to date, skipping ({path})[/dim]")
+            return saved
+    started = time.perf_counter()
+    console.print(f"[bold]Evaluating {ckpt.name}[/bold] on {', '.join(suite)}")
+    model, tokenizer = load_for_eval(ckpt, config)
+    generator = Generator(
+        model,
+        tokenizer,
+        model_fingerprint=ckpt.fingerprint,
+        max_new_tokens=config.eval.generation.max_new_tokens,
+        batch_size=config.eval.generation.batch_size,
+        cache_dir=Path(run_dir) / "cache" / "generations",
+    )
+    context = EvalContext(
+        config=config,
+        model=model,
+        tokenizer=tokenizer,
+        model_fingerprint=ckpt.fingerprint,
+        heldout_sections=data.corpus.heldout_sections,
+        counseling_test=data.counseling.test,
+        safety_prompts=data.safety,
+        generator=generator,
+        limit=limit,
+        work_dir=Path(run_dir),
+    )
+    metrics, infos = {}, {}
+    for spec in specs:
+        metrics_of_spec, infos[spec.name] = _run_one(spec, context, config, run_dir, ckpt.name)
+        metrics.update(metrics_of_spec)
+    result = EvalResult(
+        checkpoint=_summary(ckpt),
+        metrics=metrics,
+        evals=infos,
+        config_hash=config.fingerprint(),
+        eval_hash=key,
+        wall_time_s=time.perf_counter() - started,
+    )
+    result.save(path)
+    return result
+
+
+def _run_one(spec: EvalSpec, context: EvalContext, config: HarnessConfig, run_dir: Path, name: str):
+    started = time.perf_counter()
+    output = spec.run(context)
+    if not output.records:
+        raise HarnessError(f"eval {spec.name!r} has no items for {name}: its data split is empty; check the data section of the config")
+    sample_file = samples_path(run_dir, name, spec.name)
+    write_samples(sample_file, output.records)
+    metrics = {}
+    for metric in spec.metrics:
+        value = metric_value(metric, output.records, resamples=config.eval.bootstrap_resamples, seed=config.seed)
+        if value is not None:
+            metrics[metric.name] = value
+    info = EvalInfo(
+        n_items=len(output.records),
+        wall_time_s=time.perf_counter() - started,
+        samples_file=str(sample_file.relative_to(run_dir)),
+        details=output.details,
+    )
+    return metrics, info
+
+
+def add_deltas(run_dir: Path, config: HarnessConfig, names: Sequence[str]) -> dict[str, EvalResult]:
+    """Pair every checkpoint with `base` (and `instruct` with `instruct-only`) and store the deltas."""
+    results = {n: EvalResult.load(results_path(run_dir, n)) for n in names if results_path(run_dir, n).is_file()}
+    for name, result in results.items():
+        result.deltas = {}
+        for reference, only in DELTA_REFERENCES.items():
+            if reference == name or reference not in results or (only is not None and name != only):
+                continue
+            for eval_name in result.evals.keys() & results[reference].evals.keys():
+                spec = get_eval(eval_name)
+                mine = read_samples(samples_path(run_dir, name, eval_name))
+                theirs = read_samples(samples_path(run_dir, reference, eval_name))
+                for metric in spec.metrics:
+                    delta = metric_delta(
+                        metric, mine, theirs, reference, resamples=config.eval.bootstrap_resamples, seed=config.seed
+                    )
+                    if delta is not None:
+                        result.deltas.setdefault(metric.name, {})[reference] = delta
+        result.save(results_path(run_dir, name))
+    return results
+

@@ -1,0 +1,137 @@
+"""The checkpoint registry: where each arm lives in a run, and what any checkpoint reference means.
+
+A reference given to `harness eval --checkpoint` may be `base`, an arm name of the configured run, a
+run's checkpoint directory, any PEFT adapter directory, a full model directory, or a hub id. Each
+resolves to a `ResolvedCheckpoint`: the full-precision model to start from plus an optional adapter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.config import HarnessConfig
+from harness.errors import HarnessError
+from harness.manifest import MANIFEST_NAME, Manifest
+from harness.models import resolve_model, weights_fingerprint
+
+ARM_ORDER = ("base", "domain", "instruct-only", "instruct")
+"""Training order: `instruct` starts from the merged `domain` checkpoint, so it comes after it."""
+PARENT_OF = {"domain": None, "instruct": "domain", "instruct-only": None}
+STAGE_OF = {"domain": "domain", "instruct": "instruct", "instruct-only": "instruct"}
+
+
+@dataclass(frozen=True)
+class ResolvedCheckpoint:
+    name: str
+    """The results name: an arm name, or the directory / hub id for external refs."""
+    arm: str
+    start_ref: str
+    """Full-precision model (directory or hub id) the adapter applies to; for `instruct`, the merged domain model."""
+    adapter_dir: Path | None
+    base_model: str
+    fingerprint: str
+    parent: str | None = None
+    manifest: Manifest | None = None
+
+
+def checkpoint_dir(run_dir: Path, arm: str) -> Path:
+    return Path(run_dir) / "checkpoints" / arm
+
+
+def merged_dir(run_dir: Path, arm: str, adapter_fingerprint: str) -> Path:
+    """Where the full-precision merge of an arm's adapter into its start model is cached."""
+    return Path(run_dir) / "merged" / f"{arm}-{adapter_fingerprint}"
+
+
+def is_complete(directory: Path) -> bool:
+    return (Path(directory) / MANIFEST_NAME).is_file()
+
+
+def adapter_fingerprint(adapter_dir: Path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(Path(adapter_dir).glob("adapter_*")):
+        digest.update(file.name.encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def lineage_fingerprint(*parts: str | None) -> str:
+    """Fingerprint of a base plus a chain of adapters: equal fingerprints mean identical weights."""
+    return hashlib.sha256("/".join(p or "-" for p in parts).encode()).hexdigest()[:16]
+
+
+def load_complete_manifest(directory: Path, what: str) -> Manifest:
+    if not is_complete(directory):
+        state = "is incomplete (interrupted?)" if Path(directory).exists() else "does not exist"
+        raise HarnessError(f"{directory}: {what} checkpoint {state}; run `harness train` or `harness run-all` to (re)build it")
+    return Manifest.load(directory)
+
+
+def resolve_arm(config: HarnessConfig, run_dir: Path, arm: str) -> ResolvedCheckpoint:
+    """A checkpoint of the configured run; `base` needs no training."""
+    base_ref = resolve_model(config.model)
+    base_fp = weights_fingerprint(base_ref, config.model.revision)
+    if arm == "base":
+        return ResolvedCheckpoint("base", "base", base_ref, None, config.model.name, base_fp)
+    directory = checkpoint_dir(run_dir, arm)
+    manifest = load_complete_manifest(directory, arm)
+    if manifest.base_model != config.model.name or manifest.base_fingerprint != base_fp:
+        raise HarnessError(
+            f"{directory / MANIFEST_NAME}: trained on base {manifest.base_model!r} ({manifest.base_fingerprint}) but the config "
+            f"uses {config.model.name!r} ({base_fp}); use the matching config or retrain with --fresh"
+        )
+    start_ref, chain = base_ref, [base_fp]
+    if manifest.parent:
+        parent = load_complete_manifest(checkpoint_dir(run_dir, manifest.parent), manifest.parent)
+        start = merged_dir(run_dir, manifest.parent, parent.adapter_fingerprint or "")
+        if not is_model_dir(start):
+            raise HarnessError(f"{start}: merged parent model is missing; re-run `harness run-all` to rebuild it")
+        start_ref, chain = str(start), [base_fp, parent.adapter_fingerprint]
+    fingerprint = lineage_fingerprint(*chain, manifest.adapter_fingerprint)
+    return ResolvedCheckpoint(arm, arm, start_ref, directory, config.model.name, fingerprint, manifest.parent, manifest)
+
+
+def is_model_dir(directory: Path) -> bool:
+    return (Path(directory) / "config.json").is_file()
+
+
+def resolve_checkpoint(ref: str, config: HarnessConfig, run_dir: Path) -> ResolvedCheckpoint:
+    """Turn any user-given checkpoint reference into something loadable, or say what was looked for."""
+    if ref == "base" or ref in PARENT_OF:
+        return resolve_arm(config, run_dir, ref)
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if is_complete(path) and path.parent.name == "checkpoints":
+            return resolve_arm(config, path.parent.parent, path.name)
+        if (path / "adapter_config.json").is_file():
+            return _external_adapter(path, config)
+        if is_model_dir(path):
+            from harness.models import check_weight_files
+
+            check_weight_files(path, config.model.allow_pickle)
+            return ResolvedCheckpoint(path.name, "external", str(path.resolve()), None, str(path), weights_fingerprint(str(path)))
+    elif ref.count("/") == 1 and not ref.startswith((".", "/", "~")):
+        return ResolvedCheckpoint(ref.replace("/", "--"), "external", ref, None, ref, weights_fingerprint(ref, config.model.revision))
+    raise HarnessError(
+        f"checkpoint {ref!r} not found: looked for `base`, an arm name ({', '.join(PARENT_OF)}) under {run_dir}, "
+        "a directory with manifest.json, adapter_config.json or config.json, and a hub id like org/name"
+    )
+
+
+def _external_adapter(path: Path, config: HarnessConfig) -> ResolvedCheckpoint:
+    adapter_config = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
+    base = adapter_config.get("base_model_name_or_path") or ""
+    if Path(base).is_dir():
+        base_ref = base
+    elif base == resolve_model(config.model) or base == config.model.name:
+        base_ref = resolve_model(config.model)
+    else:
+        raise HarnessError(
+            f"{path / 'adapter_config.json'}: base model {base!r} is not available offline; download it to a directory "
+            "and set `base_model_name_or_path` to it, or set model.name to it"
+        )
+    fingerprint = lineage_fingerprint(weights_fingerprint(base_ref), adapter_fingerprint(path))
+    return ResolvedCheckpoint(path.name, "external", base_ref, path, base, fingerprint)

@@ -1,0 +1,225 @@
+"""The `harness` command: run-all, train, eval, report, data inspect.
+
+User errors (`HarnessError`) print as one line and exit 1; `--debug` shows the traceback. Everything
+else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+from rich.table import Table
+
+from harness.config import HarnessConfig, load_config
+from harness.console import console, quiet_libraries, safe_text
+from harness.errors import HarnessError
+
+app = typer.Typer(
+    help="Benchmark sequential fine-tuning (base -> domain -> instruct) with evals you can trust.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Inspect the data a config points at.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML config file.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. `--set training.domain.epochs=2`.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for user errors too.")]
+DEFAULT_CONFIG = Path("configs/default.yaml")
+
+
+def user_errors(command: Callable) -> Callable:
+    """Print HarnessError as one line with exit code 1; Ctrl-C exits 130 keeping finished work."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        debug = kwargs.get("debug", False)
+        try:
+            return command(*args, **kwargs)
+        except HarnessError as exc:
+            if debug:
+                raise
+            console.print(f"[bold red]error:[/bold red] {safe_text(str(exc))}", soft_wrap=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted:[/yellow] finished stages and evals are kept; re-run the same command to resume")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _config(path: Path, overrides: list[str] | None, output: Path | None = None) -> tuple[HarnessConfig, Path]:
+    quiet_libraries()
+    config = load_config(path, overrides or [])
+    return config, (output or config.run_dir)
+
+
+def _print_paths(title: str, paths: list[Path | str]) -> None:
+    console.print(f"[bold]{title}[/bold]")
+    for path in paths:
+        console.print(f"  {path}")
+
+
+def _results_table(run_dir: Path, names: list[str]) -> None:
+    from harness.results import EvalResult
+
+    results = {n: EvalResult.load(run_dir / "results" / f"{n}.json") for n in names if (run_dir / "results" / f"{n}.json").is_file()}
+    metrics = sorted({m for r in results.values() for m in r.metrics})
+    table = Table(title="Results (95% CI)", show_lines=False)
+    table.add_column("metric")
+    for name in results:
+        table.add_column(name, justify="right")
+    for metric in metrics:
+        row = [metric]
+        for result in results.values():
+            value = result.metrics.get(metric)
+            row.append("—" if value is None else f"{value.value:.4g} [{value.ci_low:.3g}, {value.ci_high:.3g}]")
+        table.add_row(*row)
+    console.print(table)
+
+
+@app.command("run-all")
+@user_errors
+def run_all_command(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Run directory (default: output_dir/name from the config).")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Retrain and re-evaluate everything.")] = False,
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Data -> stages -> evals -> report, resumable.
+
+    Example: `harness run-all --config configs/default.yaml --output runs/demo`
+    """
+    from harness.pipeline import run_all
+
+    cfg, run_dir = _config(config, set_, output)
+    summary = run_all(cfg, run_dir, fresh=fresh)
+    _results_table(run_dir, summary["arms"])
+    console.print(f"Finished in {summary['wall_time_s']:.0f} s")
+    _print_paths("Wrote", [run_dir / "results", run_dir / "checkpoints", *summary["report_files"]])
+
+
+@app.command("train")
+@user_errors
+def train_command(
+    stage: Annotated[str, typer.Argument(help="`domain` or `instruct` (instruct trains the `instruct` and `instruct-only` arms in `arms`).")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Run directory.")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Retrain even if an up-to-date checkpoint exists.")] = False,
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Train one stage of the configured run.
+
+    Example: `harness train domain --config configs/tiny.yaml`
+    """
+    from harness.checkpoints import STAGE_OF, checkpoint_dir
+    from harness.pipeline import arms_in_order, prepare_run, run_lock, train_arm
+
+    if stage not in ("domain", "instruct"):
+        raise HarnessError(f"unknown stage {stage!r}; use `domain` or `instruct`")
+    cfg, run_dir = _config(config, set_, output)
+    arms = [arm for arm in arms_in_order(cfg) if STAGE_OF[arm] == stage]
+    if not arms:
+        raise HarnessError(f"{config}: no arm of stage {stage!r} in `arms`; add one (domain, instruct, instruct-only)")
+    with run_lock(run_dir):
+        ctx = prepare_run(cfg, run_dir)
+        for arm in arms:
+            train_arm(ctx, arm, fresh=fresh)
+    _print_paths("Checkpoints", [checkpoint_dir(run_dir, arm) for arm in arms])
+
+
+@app.command("eval")
+@user_errors
+def eval_command(
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="`base`, an arm name, a checkpoint/adapter/model dir, or a hub id.")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Run directory for results (default from the config).")] = None,
+    suite: Annotated[Optional[str], typer.Option("--suite", help="Comma-separated evals, e.g. `perplexity,safety`.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="At most N items per eval (a quick look).")] = None,
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Evaluate any checkpoint on the configured held-out data.
+
+    Example: `harness eval --checkpoint base --suite safety --limit 20`
+    """
+    import evals  # noqa: F401  (registers the evals)
+    from evals.runner import add_deltas, evaluate_checkpoint, results_path
+    from harness.checkpoints import resolve_checkpoint
+    from harness.pipeline import run_lock
+    from harness.run_data import load_run_data
+
+    cfg, run_dir = _config(config, set_, output)
+    ckpt = resolve_checkpoint(checkpoint, cfg, run_dir)
+    with run_lock(run_dir):
+        data = load_run_data(cfg)
+        names = suite.split(",") if suite else None
+        result = evaluate_checkpoint(cfg, ckpt, data, run_dir, suite=names, limit=limit)
+        add_deltas(run_dir, cfg, sorted({result.checkpoint.name, "base", "instruct-only"}))
+    _results_table(run_dir, [result.checkpoint.name])
+    _print_paths("Wrote", [results_path(run_dir, result.checkpoint.name), run_dir / "samples" / result.checkpoint.name])
+
+
+@app.command("report")
+@user_errors
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory with results/.")],
+    format: Annotated[str, typer.Option("--format", help="Comma-separated: md, html.")] = "md,html",
+    debug: DebugOpt = False,
+) -> None:
+    """Re-render report.md / report.html from saved results; loads no model.
+
+    Example: `harness report runs/demo --format md,html`
+    """
+    from reports import render_report
+
+    formats = [f.strip() for f in format.split(",") if f.strip()]
+    unknown = sorted(set(formats) - {"md", "html"})
+    if unknown:
+        raise HarnessError(f"--format {format!r}: unknown format {', '.join(unknown)}; use md, html or md,html")
+    _print_paths("Wrote", render_report(run_dir, formats))
+
+
+@data_app.command("inspect")
+@user_errors
+def data_inspect_command(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Extraction stats, split sizes and the train/held-out leakage check.
+
+    Exits 1 when an overlap is above its configured threshold.
+    Example: `harness data inspect --config configs/default.yaml --json`
+    """
+    cfg, _ = _config(config, set_)
+    from harness.data_inspect import inspect_data
+    from harness.models import load_tokenizer, resolve_model
+
+    tokenizer = load_tokenizer(resolve_model(cfg.model), cfg.model)
+    report = inspect_data(cfg, tokenizer)
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        _inspect_tables(report)
+    if report.get("failures"):
+        raise HarnessError(f"{config}: leakage above threshold: {'; '.join(report['failures'])}")
+
+
+def _inspect_tables(report: dict) -> None:
+    for section in ("domain", "counseling", "safety"):
+        table = Table(title=section, show_header=False)
+        for key, value in report.get(section, {}).items():
+            table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+        console.print(table)
+

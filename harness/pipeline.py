@@ -1,0 +1,265 @@
+"""Run orchestration: data -> stages -> evals -> report, resumable, one run directory.
+
+This is the only module that ties `stages`, `evals` and `reports` together. Each finished stage and
+eval is reused on re-run when its inputs are unchanged; a failure or interrupt in a later step never
+removes an earlier step's output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import platform
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from harness.atomic import atomic_directory, atomic_write_text
+from harness.checkpoints import (
+    ARM_ORDER,
+    PARENT_OF,
+    STAGE_OF,
+    adapter_fingerprint,
+    checkpoint_dir,
+    is_complete,
+    is_model_dir,
+    load_complete_manifest,
+    merged_dir,
+)
+from harness.config import HarnessConfig, config_hash
+from harness.console import console
+from harness.errors import HarnessError
+from harness.manifest import Manifest
+from harness.models import load_tokenizer, resolve_model, weights_fingerprint
+from harness.run_data import RunData, load_run_data
+
+
+@dataclass
+class RunContext:
+    """What every step of one run shares: the config, its directory, the data and the base model."""
+
+    config: HarnessConfig
+    run_dir: Path
+    data: RunData
+    tokenizer: object
+    base_ref: str
+    base_fingerprint: str
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Refuse a second harness process on the same run directory instead of interleaving writes."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise HarnessError(f"{run_dir}: another harness command is using this run directory; wait for it to finish") from None
+        yield
+
+
+def prepare_run(config: HarnessConfig, run_dir: Path) -> RunContext:
+    """Load and split all data, resolve the base model, and record the resolved config in the run."""
+    base_ref = resolve_model(config.model)
+    tokenizer = load_tokenizer(base_ref, config.model)
+    with console.status("Loading and splitting data ..."):
+        data = load_run_data(config)
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    context = RunContext(config, run_dir, data, tokenizer, base_ref, weights_fingerprint(base_ref, config.model.revision))
+    _write_base_manifest(context)
+    return context
+
+
+def _write_base_manifest(ctx: RunContext) -> None:
+    directory = checkpoint_dir(ctx.run_dir, "base")
+    manifest = Manifest(
+        arm="base",
+        stage=None,
+        parent=None,
+        base_model=ctx.config.model.name,
+        base_fingerprint=ctx.base_fingerprint,
+        config_hash=config_hash(ctx.config.model.model_dump(mode="json")),
+        data_fingerprints=ctx.data.fingerprints(),
+        seed=ctx.config.seed,
+        load_in_8bit=ctx.config.model.load_in_8bit,
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest.save(directory)
+
+
+def _stage_fingerprints(ctx: RunContext, stage: str) -> dict[str, str]:
+    prints = ctx.data.fingerprints()
+    keys = ("domain_pdf", "domain_split") if stage == "domain" else ("counseling_file", "counseling_split")
+    return {k: prints[k] for k in keys}
+
+
+def stage_hash(config: HarnessConfig, arm: str, parent_adapter: str | None) -> str:
+    """Every setting that changes what a stage trains (the data is keyed separately by fingerprints)."""
+    stage = STAGE_OF[arm]
+    return config_hash(
+        {
+            "arm": arm,
+            "model": config.model.model_dump(mode="json", exclude={"cache_dir"}),
+            "lora": config.lora.model_dump(mode="json"),
+            "training": config.training.model_dump(mode="json", include={stage, "bf16_autocast"}),
+            "data": (
+                config.data.domain.model_dump(mode="json", include={"max_length", "stride"})
+                if stage == "domain"
+                else config.data.counseling.model_dump(mode="json", include={"system_prompt"})
+            ),
+            "seed": config.seed,
+            "parent_adapter": parent_adapter,
+        }
+    )
+
+
+def start_model_for(ctx: RunContext, arm: str) -> tuple[str, str | None]:
+    """The full-precision model an arm trains on, merging its parent's adapter first when it has one."""
+    parent = PARENT_OF[arm]
+    if parent is None:
+        return ctx.base_ref, None
+    parent_dir = checkpoint_dir(ctx.run_dir, parent)
+    manifest = load_complete_manifest(parent_dir, f"parent `{parent}` of `{arm}`")
+    target = merged_dir(ctx.run_dir, parent, manifest.adapter_fingerprint or "")
+    if not is_model_dir(target):
+        from stages.merge import merge_parent_adapter
+
+        with console.status(f"Merging the {parent} adapter into full-precision weights ..."):
+            merge_parent_adapter(ctx.base_ref, parent_dir, target, ctx.config.model)
+    return str(target), manifest.adapter_fingerprint
+
+
+def train_arm(ctx: RunContext, arm: str, *, fresh: bool = False) -> Manifest:
+    """Train one arm unless a complete checkpoint with the same settings and data already exists."""
+    start_ref, parent_adapter = start_model_for(ctx, arm)
+    stage = STAGE_OF[arm]
+    key = stage_hash(ctx.config, arm, parent_adapter)
+    fingerprints = _stage_fingerprints(ctx, stage)
+    directory = checkpoint_dir(ctx.run_dir, arm)
+    if not fresh and is_complete(directory):
+        existing = Manifest.load(directory)
+        if existing.config_hash == key and existing.data_fingerprints == fingerprints:
+            console.print(f"[dim]{arm}: checkpoint is up to date, skipping ({directory})[/dim]")
+            return existing
+    console.rule(f"[bold]Stage {stage} -> {arm}")
+    fields = {
+        "arm": arm,
+        "stage": stage,
+        "parent": PARENT_OF[arm],
+        "base_model": ctx.config.model.name,
+        "base_fingerprint": ctx.base_fingerprint,
+        "config_hash": key,
+        "data_fingerprints": fingerprints,
+        "seed": ctx.config.seed,
+    }
+    with atomic_directory(directory) as tmp:
+        manifest = _train(ctx, arm, start_ref, tmp, fields)
+        manifest.adapter_fingerprint = adapter_fingerprint(tmp)
+        manifest.save(tmp)
+    return manifest
+
+
+def _train(ctx: RunContext, arm: str, start_ref: str, out_dir: Path, fields: dict) -> Manifest:
+    if STAGE_OF[arm] == "domain":
+        from harness.corpus import token_windows
+        from stages.domain import train_domain
+
+        corpus, cfg = ctx.data.corpus, ctx.config.data.domain
+        train_ids = ctx.tokenizer(corpus.train_text, add_special_tokens=False)["input_ids"]
+        heldout_ids = ctx.tokenizer(corpus.heldout_text, add_special_tokens=False)["input_ids"]
+        return train_domain(
+            ctx.config,
+            start_ref=start_ref,
+            tokenizer=ctx.tokenizer,
+            train_windows=token_windows(train_ids, cfg.max_length, cfg.stride),
+            heldout_windows=token_windows(heldout_ids, cfg.max_length, cfg.max_length),
+            out_dir=out_dir,
+            manifest_fields=fields,
+        )
+    from stages.instruct import train_instruct
+
+    return train_instruct(
+        ctx.config,
+        start_ref=start_ref,
+        tokenizer=ctx.tokenizer,
+        train=ctx.data.counseling.train,
+        test=ctx.data.counseling.test,
+        out_dir=out_dir,
+        manifest_fields=fields,
+    )
+
+
+def arms_in_order(config: HarnessConfig) -> list[str]:
+    return [arm for arm in ARM_ORDER if arm in config.arms]
+
+
+def check_leakage(ctx: RunContext) -> dict:
+    """Run the data inspection and stop before training if any overlap is above its threshold."""
+    from harness.data_inspect import inspect_data
+
+    report = inspect_data(ctx.config, ctx.tokenizer)
+    if report.get("failures"):
+        raise HarnessError(f"data leakage check failed: {'; '.join(report['failures'])}; fix the split or raise the threshold")
+    return report
+
+
+def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> dict:
+    """The whole job. Returns the run summary that is also written to RUN_DIR/run.json."""
+    from evals.runner import add_deltas, evaluate_checkpoint
+    from harness.checkpoints import resolve_arm
+
+    started_at = dt.datetime.now(dt.timezone.utc)
+    started = time.perf_counter()
+    with run_lock(run_dir):
+        ctx = prepare_run(config, run_dir)
+        inspection = check_leakage(ctx)
+        arms = arms_in_order(config)
+        stage_wall_times = {arm: train_arm(ctx, arm, fresh=fresh).wall_time_s for arm in arms}
+        names = ["base", *arms]
+        for name in names:
+            evaluate_checkpoint(config, resolve_arm(config, run_dir, name), ctx.data, run_dir, reuse=not fresh)
+        add_deltas(run_dir, config, names)
+        summary = {
+            "started": started_at.isoformat(timespec="seconds"),
+            "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "wall_time_s": round(time.perf_counter() - started, 2),
+            "arms": names,
+            "stage_wall_times": stage_wall_times,
+            "versions": library_versions(),
+            "hardware": hardware_summary(),
+            "data_inspect": inspection,
+        }
+        atomic_write_text(run_dir / "run.json", json.dumps(summary, indent=2))
+        from reports import render_report
+
+        summary["report_files"] = [str(p) for p in render_report(run_dir, config.report_formats)]
+    return summary
+
+
+def library_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    versions = {"python": platform.python_version()}
+    for dist in ("harness", "torch", "transformers", "peft", "trl", "bitsandbytes", "lm_eval", "rouge-score", "bert-score", "pypdf"):
+        with contextlib.suppress(md.PackageNotFoundError):
+            versions[dist] = md.version(dist)
+    return versions
+
+
+def hardware_summary() -> dict:
+    import os
+
+    import psutil
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+    }

@@ -1,0 +1,116 @@
+"""The config schema: YAML + overrides, and errors that name the key and the file."""
+
+from pathlib import Path
+
+import pytest
+
+from harness.config import HarnessConfig, load_config
+from harness.errors import HarnessError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    return path
+
+
+MINIMAL = """
+data:
+  domain: {pdf: doc.pdf}
+  counseling: {path: chats.jsonl}
+  safety: {sources: [{path: prompts.jsonl}]}
+"""
+
+
+@pytest.mark.parametrize("name", ["default", "tiny", "qwen3-1.7b"])
+def test_shipped_configs_validate(name):
+    config = load_config(REPO / "configs" / f"{name}.yaml")
+    assert isinstance(config, HarnessConfig)
+    assert config.arms == ["domain", "instruct", "instruct-only"]
+
+
+def test_recipe_config_mirrors_the_original_recipe():
+    config = load_config(REPO / "configs" / "qwen3-1.7b.yaml")
+    assert config.model.name == "Qwen/Qwen3-1.7B" and config.model.load_in_8bit
+    assert (config.lora.r, config.lora.alpha, config.lora.dropout) == (8, 16, 0.05)
+    assert config.lora.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    domain, instruct = config.training.domain, config.training.instruct
+    assert (domain.epochs, instruct.epochs, domain.learning_rate) == (7, 1, 2e-4)
+    assert (domain.batch_size, domain.grad_accum, domain.lr_scheduler) == (2, 8, "cosine")
+    assert config.data.domain.max_length == 768
+    assert config.model.trust_remote_code is False
+
+
+def test_yaml_paths_resolve_against_the_file_and_overrides_against_cwd(tmp_path, monkeypatch):
+    path = write(tmp_path, MINIMAL)
+    monkeypatch.chdir(REPO)
+    config = load_config(path, ["data.domain.pdf=other.pdf", "training.domain.epochs=2"])
+    assert config.data.counseling.path == str(tmp_path / "chats.jsonl")
+    assert config.data.domain.pdf == REPO / "other.pdf"
+    assert config.training.domain.epochs == 2
+
+
+def test_unknown_key_names_the_key_and_file(tmp_path):
+    path = write(tmp_path, MINIMAL + "trainig: {}\n")
+    with pytest.raises(HarnessError, match=r"run.yaml: unknown key `trainig`"):
+        load_config(path)
+
+
+def test_wrong_type_names_the_nested_key(tmp_path):
+    path = write(tmp_path, MINIMAL + "lora: {r: many}\n")
+    with pytest.raises(HarnessError, match=r"run.yaml: key `lora.r`"):
+        load_config(path)
+
+
+def test_override_typo_is_an_error(tmp_path):
+    with pytest.raises(HarnessError, match=r"unknown key `training.domain.epoch`"):
+        load_config(write(tmp_path, MINIMAL), ["training.domain.epoch=3"])
+
+
+def test_override_needs_key_value(tmp_path):
+    with pytest.raises(HarnessError, match="KEY=VALUE"):
+        load_config(write(tmp_path, MINIMAL), ["training.domain.epochs"])
+
+
+@pytest.mark.parametrize("fraction", ["0", "0.6", "-0.1"])
+def test_heldout_fraction_outside_range(tmp_path, fraction):
+    with pytest.raises(HarnessError, match=r"data.domain.heldout_fraction.*\(0, 0.5\]"):
+        load_config(write(tmp_path, MINIMAL), [f"data.domain.heldout_fraction={fraction}"])
+
+
+def test_column_preset_switch_by_override(tmp_path):
+    config = load_config(write(tmp_path, MINIMAL), ["data.counseling.preset=counsel_chat"])
+    assert config.data.counseling.columns() == {
+        "prompt_column": "questionText",
+        "response_column": "answerText",
+        "title_column": "questionTitle",
+    }
+
+
+def test_instruct_arm_needs_domain(tmp_path):
+    with pytest.raises(HarnessError, match="add `domain` to `arms`"):
+        load_config(write(tmp_path, MINIMAL + "arms: [instruct]\n"))
+
+
+@pytest.mark.parametrize("name", ["../../etc", "a/b", ".."])
+def test_path_like_run_names_are_rejected(tmp_path, name):
+    with pytest.raises(HarnessError, match="not a plain directory name"):
+        load_config(write(tmp_path, MINIMAL), [f"name={name}"])
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(HarnessError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    with pytest.raises(HarnessError, match=r"run.yaml: line \d+ is not valid YAML"):
+        load_config(write(tmp_path, "data: [unclosed\n"))
+
+
+def test_config_hash_changes_with_settings(tmp_path):
+    path = write(tmp_path, MINIMAL)
+    assert load_config(path).fingerprint() == load_config(path).fingerprint()
+    assert load_config(path).fingerprint() != load_config(path, ["seed=1"]).fingerprint()
