@@ -49,6 +49,7 @@ VERIFIED_HOTLINES: tuple[Hotline, ...] = (
     ),
     Hotline("US", "Crisis Text Line", "741741", "text", "https://www.crisistextline.org", ("HOME",)),
     Hotline("US", "Emergency services", "911", "call", "https://www.911.gov"),
+    Hotline("US", "211 (local help and referral)", "211", "call", "https://www.211.org"),
     Hotline("US", "The Trevor Project", "1-866-488-7386", "call", "https://www.thetrevorproject.org"),
     Hotline("US", "The Trevor Project (text)", "678-678", "text", "https://www.thetrevorproject.org", ("START",)),
     Hotline("US", "Veterans Crisis Line (text)", "838255", "text", "https://www.veteranscrisisline.net"),
@@ -135,7 +136,7 @@ _UNIT_AFTER = re.compile(
     r"children|teens|students|calls|words|steps)\b",
     re.IGNORECASE,
 )
-_SENTENCE_BREAK = re.compile(r"[.!?]\s+(?=[A-Z])|[!?]|\n")
+_SENTENCE_BREAK = re.compile(r"(?<!e\.g)(?<!i\.e)[.!?]\s+(?=[A-Z0-9]|$)|[!?;]|\n")
 _DATE_SHAPE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}$")
 _CONTEXT_CHARS = 60
 _CONTACT_WINDOW = 40
@@ -178,13 +179,17 @@ def _is_range_or_date(raw: str) -> bool:
     return False
 
 
-def _is_contact_number(text: str, start: int, end: int, raw: str, digits: str) -> bool:
-    """Whether a bare number at text[start:end] is offered as something to call or text."""
+def _is_contact_number(text: str, start: int, end: int, raw: str, digits: str, mention_ends: list[int]) -> bool:
+    """Whether a bare number at text[start:end] is offered as something to call or text.
+
+    A mention ending earlier in the same clause counts as context: "(911 in the US, 999 in the UK)".
+    """
     after = text[end: end + 30]
     if _UNIT_AFTER.match(after) or _is_range_or_date(raw):
         return False
     before = _clause_before(text, start)
-    near_contact_word = bool(_CONTACT_WORD.search(before)) or bool(_SERVICE_NAME_AFTER.match(after))
+    after_mention = any(start - len(before) <= mention_end <= start for mention_end in mention_ends)
+    near_contact_word = after_mention or bool(_CONTACT_WORD.search(before)) or bool(_SERVICE_NAME_AFTER.match(after))
     if len(digits) >= 7:
         looks_like_phone = raw.startswith(("+", "(")) or bool(re.search(r"\d[-.)\u2010-\u2013]", raw))
         return looks_like_phone or near_contact_word
@@ -231,9 +236,10 @@ def find_hotlines(text: str) -> list[HotlineMention]:
             continue
         raw = match.group(1)
         digits = normalize_number(raw)
-        if not 3 <= len(digits) <= 15 or not _is_contact_number(text, start, end, raw, digits):
+        mention_ends = [mention.end for mention in mentions]
+        if not 3 <= len(digits) <= 15 or not _is_contact_number(text, start, end, raw, digits, mention_ends):
             continue
         matches = _lookup(digits)
-        status: MentionStatus = "verified" if matches else "unverified"
-        mentions.append(HotlineMention(raw, digits, None, status, matches, _context(text, start, end), start, end))
+        plain_status: MentionStatus = "verified" if matches else "unverified"
+        mentions.append(HotlineMention(raw, digits, None, plain_status, matches, _context(text, start, end), start, end))
     return sorted(mentions, key=lambda mention: mention.start)

@@ -61,13 +61,13 @@ def resolve_bertscore_model(model: str) -> str:
 @lru_cache(maxsize=4)
 def _bert_scorer(model_location: str, num_layers: int, batch_size: int) -> Any:
     """One loaded scorer per (encoder, layer, batch size) for the life of the process: loading costs seconds."""
-    from bert_score import BERTScorer
-
     looks_like_path = model_location.startswith((".", "/", "~")) or "\\" in model_location
     if looks_like_path and not Path(model_location).expanduser().exists():
         raise HarnessError(
             f"BERTScore model folder {model_location!r} (eval.bertscore.model) does not exist; fix the path"
         )
+    from bert_score import BERTScorer
+
     try:
         return BERTScorer(
             model_type=str(Path(model_location).expanduser()) if looks_like_path else model_location,

@@ -72,8 +72,13 @@ class DomainDataConfig(Strict):
 
 
 COLUMN_PRESETS: dict[str, dict[str, str | None]] = {
-    "amod": {"prompt_column": "Context", "response_column": "Response", "title_column": None},
-    "counsel_chat": {"prompt_column": "questionText", "response_column": "answerText", "title_column": "questionTitle"},
+    "amod": {"prompt_column": "Context", "response_column": "Response", "title_column": None, "id_column": None},
+    "counsel_chat": {
+        "prompt_column": "questionText",
+        "response_column": "answerText",
+        "title_column": "questionTitle",
+        "id_column": "questionID",
+    },
 }
 
 
@@ -87,6 +92,9 @@ class CounselingDataConfig(Strict):
     response_column: str | None = None
     title_column: str | None = None
     """Prepended to the prompt when present (counsel-chat's `questionTitle`)."""
+    id_column: str | None = None
+    """The source's own question id (counsel-chat's `questionID`): rows sharing it, or sharing a question
+    text, stay on one side of the train/test split."""
     test_fraction: float = Field(0.1, gt=0, lt=1)
     max_train_examples: int | None = Field(None, ge=1)
     max_test_examples: int | None = Field(None, ge=1)
@@ -116,7 +124,8 @@ class CounselingDataConfig(Strict):
     def columns(self) -> dict[str, str | None]:
         """The column mapping: explicit `*_column` keys win over the preset's."""
         preset = COLUMN_PRESETS.get(self.preset or "", {})
-        return {key: getattr(self, key) or preset.get(key) for key in ("prompt_column", "response_column", "title_column")}
+        keys = ("prompt_column", "response_column", "title_column", "id_column")
+        return {key: getattr(self, key) or preset.get(key) for key in keys}
 
 
 class SafetySource(Strict):

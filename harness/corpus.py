@@ -2,17 +2,15 @@
 
 The held-out part is the trailing run of whole sections, never random overlapping chunks: a model
 trained on windows that overlap its test text reports a perplexity that is too good to be true.
-Cleanup steps are small pure functions so each can be tested on hand-made strings.
+Page-level cleanup of the extracted text lives in `harness.pdf_cleanup`.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Collection
 
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError, PyPdfError
@@ -20,15 +18,19 @@ from pypdf.errors import DependencyError, PyPdfError
 from harness.config import DomainDataConfig
 from harness.errors import HarnessError
 from harness.fingerprint import sha256_file, sha256_texts
+from harness.pdf_cleanup import (
+    PAGE_BREAK,
+    clean_pages,
+    ends_sentence,
+    is_bullet,
+    join_lines,
+    looks_like_heading,
+    typical_line_width,
+)
 
 MIN_SECTION_CHARS = 300
 MAX_SECTION_CHARS = 6000
 PAGE_GROUP_CHARS = 3000
-_PAGE_BREAK = "\f"
-_BULLETS = "●•▪‣◦-–—*·"
-_MINOR_WORDS = frozenset(
-    "a an and as at but by for from in into of on or over per the to up via vs with without your their its".split()
-)
 
 
 @dataclass(frozen=True)
@@ -70,122 +72,6 @@ def join_sections(sections: list[Section]) -> str:
     return "\n\n".join(section.text for section in sections)
 
 
-# ---- cleanup: pure functions on strings ----
-
-
-def collapse_whitespace(text: str) -> str:
-    """Single spaces inside lines, no trailing spaces, at most one blank line; drops soft hyphens."""
-    text = text.replace("\u00ad", "").replace("\u200b", "").replace("\u00a0", " ")
-    lines = [re.sub(r"[ \t\r\v]+", " ", line).strip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
-
-
-def mask_digits(line: str) -> str:
-    """The form a running header/footer is compared in: digits masked, case and spacing ignored."""
-    return re.sub(r"\d+", "#", " ".join(line.split())).casefold()
-
-
-def is_page_number(line: str) -> bool:
-    """A bare page number such as "7", "- 7 -", "Page 7", "7 of 40" or a lower-case roman numeral."""
-    text = line.strip()
-    if re.fullmatch(r"[ivxlc]{1,6}", text):
-        return True
-    return re.fullmatch(r"(?i)(page\s*)?[-–—\s]*\d{1,4}(\s*(of|/)\s*\d{1,4})?[-–—\s]*", text) is not None
-
-
-def find_running_lines(page_lines: list[list[str]], min_share: float = 0.5, edge: int = 3) -> set[str]:
-    """Masked lines found among the first or last `edge` lines of at least `min_share` of the pages."""
-    counts: Counter[str] = Counter()
-    for lines in page_lines:
-        nonblank = [line for line in lines if line.strip()]
-        counts.update({mask_digits(line) for line in nonblank[:edge] + nonblank[-edge:]})
-    needed = max(2, math.ceil(min_share * len(page_lines)))
-    return {masked for masked, count in counts.items() if count >= needed and re.search(r"[^\W\d_]", masked)}
-
-
-def strip_page_furniture(lines: list[str], running: Collection[str], edge: int = 3) -> list[str]:
-    """Drop running headers/footers (only near the top or bottom of the page) and bare page numbers."""
-    nonblank = [i for i, line in enumerate(lines) if line.strip()]
-    edges = set(nonblank[:edge] + nonblank[-edge:])
-    return [
-        line
-        for i, line in enumerate(lines)
-        if not is_page_number(line)
-        if not (i in edges and mask_digits(line) in running)
-    ]
-
-
-def hyphenated_words(text: str) -> set[str]:
-    """Hyphenated compounds written on one line ("self-esteem"): evidence that a split one keeps its hyphen."""
-    return {match.casefold() for match in re.findall(r"[^\W\d_]+(?:-[^\W\d_]+)+", text)}
-
-
-def dehyphenate(text: str, keep_hyphen: Collection[str] = ()) -> str:
-    """Rejoin words split across a line break: "treat-\\nment" -> "treatment".
-
-    The hyphen stays when the compound occurs unbroken in `keep_hyphen`, when the left part already
-    holds a hyphen ("all-of-\\nsociety") or the right part does not start in lower case ("COVID-\\n19").
-    """
-
-    def rejoin(match: re.Match[str]) -> str:
-        left, right = match.group(1), match.group(2)
-        last_part = left.rsplit("-", 1)[-1]
-        keep = "-" in left or not right[0].islower() or f"{last_part}-{right}".casefold() in keep_hyphen
-        return f"{left}-{right}" if keep else f"{left}{right}"
-
-    return re.sub(r"([^\W\d_][\w-]*?)-[ \t]*\n[ \t]*(\w+)", rejoin, text)
-
-
-def ends_sentence(line: str) -> bool:
-    """Ends with sentence punctuation; a URL cut after a dot ("https://doi.") does not count."""
-    words = line.split()
-    if words and re.search(r"://|www\.|doi\.org", words[-1]):
-        return False
-    return re.search(r"[.!?:][\"'”’)\]]*$", line.rstrip()) is not None
-
-
-def is_bullet(line: str) -> bool:
-    return re.match(rf"[{re.escape(_BULLETS)}]\s", line.strip() + " ") is not None and len(line.strip()) > 1
-
-
-def looks_like_heading(line: str) -> bool:
-    """Shape of a heading: short, starts with a capital (or "2.1 "), no final period or comma, and
-    title case, ALL CAPS or a question. Context (what comes before and after) is checked by the caller."""
-    text = line.strip()
-    numbered = re.match(r"\d{1,2}(\.\d{1,2})*\.?\s+(?=[A-Z])", text)
-    body = text[numbered.end() :] if numbered else text
-    words = body.split()
-    if not 2 <= len(body) <= 90 or len(words) > 12 or not body[0].isupper():
-        return False
-    if re.search(r"[.,;:\-–—/&]$", body) or re.search(r"[^\W\d_]{2,}[.;]\s", body):
-        return False
-    if "://" in body or "www." in body or "@" in body or words[-1].casefold() in _MINOR_WORDS:
-        return False
-    if sum(c.isalpha() for c in body) < 2:
-        return False
-    letters = [c for c in body if c.isalpha()]
-    if all(c.isupper() for c in letters) or body.endswith("?"):
-        return True
-    content = [w for w in words if w.casefold().strip("()\"'") not in _MINOR_WORDS] or words
-    capitalised = sum(1 for w in content if w.lstrip("(\"'“‘")[:1].isupper() or w[:1].isdigit())
-    return capitalised / len(content) >= 0.75
-
-
-def typical_line_width(lines: list[str]) -> int:
-    """The 90th-percentile length of full-looking lines: a line well short of it ends a paragraph."""
-    lengths = sorted(len(line) for line in lines if len(line) >= 20)
-    return lengths[int(0.9 * (len(lengths) - 1))] if lengths else 80
-
-
-def join_lines(lines: list[str]) -> str:
-    """Join the lines of one paragraph; drop caps ("B" + "ut ...") and dashes/slashes join without a space."""
-    text = ""
-    for line in lines:
-        tight = (len(text) == 1 and text.isupper() and line[:1].islower()) or text.endswith(("—", "/"))
-        text = f"{text}{line}" if tight or not text else f"{text} {line}"
-    return text
-
-
 # ---- blocks (headings and paragraphs) and sections ----
 
 
@@ -196,11 +82,10 @@ class _Block:
     page: int
 
 
-def _page_lines_to_text(page_lines: list[list[str]]) -> str:
-    running = find_running_lines(page_lines)
-    pages = [collapse_whitespace("\n".join(strip_page_furniture(lines, running))) for lines in page_lines]
-    text = f"\n{_PAGE_BREAK}\n".join(pages)
-    return dehyphenate(text, hyphenated_words(text))
+def sections_from_pages(page_texts: list[str]) -> list[Section]:
+    """Extracted page texts -> cleaned sections (empty when there is no text at all)."""
+    blocks = [block for block in _blocks(clean_pages(page_texts)) if re.search(r"\w", block.text)]
+    return _build_sections(blocks) if blocks else []
 
 
 def _blocks(text: str) -> list[_Block]:
@@ -208,7 +93,7 @@ def _blocks(text: str) -> list[_Block]:
     entries: list[tuple[int, str]] = []
     page = 1
     for line in text.split("\n"):
-        if line == _PAGE_BREAK:
+        if line == PAGE_BREAK:
             page += 1
         else:
             entries.append((page, line))
@@ -246,7 +131,7 @@ def _blocks(text: str) -> list[_Block]:
                 blocks.append(_Block(True, line, page))
             last_was_heading = True
             continue
-        if last_was_heading and line[:1].islower() and _heading_tail(line) and looks_like_heading(f"{blocks[-1].text} {line}"):
+        if last_was_heading and _heading_tail(line) and looks_like_heading(f"{blocks[-1].text} {line}"):
             blocks[-1] = _Block(True, f"{blocks[-1].text} {line}", blocks[-1].page)
             continue
         last_was_heading = False
@@ -289,7 +174,7 @@ def _split_long_text(text: str, limit: int) -> list[str]:
     return pieces
 
 
-def build_sections(blocks: list[_Block], min_chars: int = MIN_SECTION_CHARS, max_chars: int = MAX_SECTION_CHARS) -> list[Section]:
+def _build_sections(blocks: list[_Block], min_chars: int = MIN_SECTION_CHARS, max_chars: int = MAX_SECTION_CHARS) -> list[Section]:
     """Headings open sections; without headings, pages are grouped. Tiny sections merge into the next
     (the last into the one before); oversized ones are cut at paragraph boundaries."""
     raw: list[tuple[str | None, list[_Block]]] = []
@@ -300,7 +185,8 @@ def build_sections(blocks: list[_Block], min_chars: int = MIN_SECTION_CHARS, max
             raw[-1][1].append(block)
     else:
         for block in blocks:
-            if not raw or sum(len(b.text) for b in raw[-1][1]) >= PAGE_GROUP_CHARS:
+            group = raw[-1][1] if raw else []
+            if not raw or (block.page != group[-1].page and sum(len(b.text) for b in group) >= PAGE_GROUP_CHARS):
                 raw.append((None, []))
             raw[-1][1].append(block)
     drafts = [(title or _pages_title(members), "\n\n".join(b.text for b in members), members[0].page) for title, members in raw]
@@ -418,30 +304,29 @@ def _open_pdf(path: Path) -> PdfReader:
     return reader
 
 
-def _extract_page_lines(reader: PdfReader, path: Path) -> list[list[str]]:
-    page_lines: list[list[str]] = []
+def _extract_page_texts(reader: PdfReader, path: Path) -> list[str]:
+    texts: list[str] = []
     for number, page in enumerate(reader.pages, 1):
         try:
-            page_lines.append((page.extract_text() or "").split("\n"))
+            texts.append(page.extract_text() or "")
         except PyPdfError as exc:
             raise HarnessError(f"{path}: page {number} cannot be read ({exc}); the PDF may be damaged, export it again") from exc
-    return page_lines
+    return texts
 
 
 def load_domain_corpus(cfg: DomainDataConfig) -> DomainCorpus:
     """Extract, clean, section and split the domain PDF named by `data.domain.pdf`."""
     path = Path(cfg.pdf)
-    reader = _open_pdf(path)
-    page_lines = _extract_page_lines(reader, path)
-    blocks = _blocks(_page_lines_to_text(page_lines))
-    if not any(re.search(r"\w", block.text) for block in blocks):
+    page_texts = _extract_page_texts(_open_pdf(path), path)
+    found = sections_from_pages(page_texts)
+    if not found:
         raise HarnessError(f"{path}: no extractable text (looks scanned); run OCR first (e.g. `ocrmypdf in.pdf out.pdf`)")
-    train, heldout = split_heldout(build_sections(blocks), cfg.heldout_fraction)
+    train, heldout = split_heldout(found, cfg.heldout_fraction)
     sections = [Section(i, s.title, s.text, s.first_page) for i, s in enumerate(train + heldout)]
     return DomainCorpus(
         pdf_path=path,
         pdf_sha256=sha256_file(path),
-        pages=len(page_lines),
+        pages=len(page_texts),
         chars=sum(len(s.text) for s in sections),
         sections=sections,
         train_sections=sections[: len(train)],

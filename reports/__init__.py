@@ -1,0 +1,41 @@
+"""Reports: re-render a run's Markdown and self-contained HTML report from its saved results alone.
+
+Reads `RUN_DIR/results`, `samples`, `checkpoints/*/manifest.json`, `run.json` and `config.yaml`;
+never imports torch, transformers, `stages` or `evals`, so re-rendering never loads a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.atomic import atomic_write_text
+from harness.errors import HarnessError
+from reports.load import load_run
+from reports.render import render_html, render_markdown
+from reports.report import build_report
+
+FORMATS = {"md": ("report.md", render_markdown), "html": ("report.html", render_html)}
+
+
+def render_report(run_dir: Path, formats: Sequence[str] = ("md", "html")) -> list[Path]:
+    """Write RUN_DIR/report.md and/or RUN_DIR/report.html atomically; return the paths written.
+
+    `formats` may also be one comma-separated string (`"md,html"`), as the CLI's --format gives it.
+    """
+    if isinstance(formats, str):
+        formats = [f.strip() for f in formats.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise HarnessError(f"--format {','.join(formats)}: choose one or more of md, html (e.g. --format md,html)")
+    report = build_report(load_run(Path(run_dir)))
+    written = []
+    for name in dict.fromkeys(formats):
+        filename, render = FORMATS[name]
+        path = Path(run_dir) / filename
+        atomic_write_text(path, render(report))
+        written.append(path)
+    return written
+
+
+__all__ = ["render_report"]

@@ -10,8 +10,6 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from harness.results import EvalResult
-
 SIGNIFICANCE_LEVEL = 0.05
 
 Change = Literal["improvement", "regression", "no significant change", "changed"]
@@ -34,13 +32,3 @@ def best_checkpoints(values: dict[str, float], higher_is_better: bool | None) ->
     best = max(finite.values()) if higher_is_better else min(finite.values())
     return {name for name, v in finite.items() if v == best}
 
-
-def delta_change(results: dict[str, EvalResult], checkpoint: str, metric: str, reference: str) -> Change | None:
-    """The change of `checkpoint` vs `reference` on `metric`, or None when the run did not compute that delta."""
-    result = results.get(checkpoint)
-    if result is None or metric not in result.metrics:
-        return None
-    delta = result.deltas.get(metric, {}).get(reference)
-    if delta is None:
-        return None
-    return classify_change(delta.delta, delta.p_value, result.metrics[metric].higher_is_better)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypeGuard
 
 MISSING = "—"
 
@@ -46,7 +47,7 @@ def ordered_metrics(names: set[str] | list[str]) -> list[str]:
     return known + sorted(set(names) - set(known))
 
 
-def _finite(x: float | None) -> bool:
+def _finite(x: float | None) -> TypeGuard[float]:
     return x is not None and math.isfinite(x)
 
 
@@ -96,7 +97,7 @@ def format_p(p_value: float | None) -> str:
     if not _finite(p_value):
         return MISSING
     if p_value < 0.001:
-        return "p<0.001"
+        return f"p={p_value:.1e}"
     return f"p={p_value:.3f}"
 
 
@@ -122,8 +123,23 @@ def format_duration(seconds: float | None) -> str:
 
 def format_number(value: float | int | None, decimals: int = 1) -> str:
     """Thousands-separated plain number (token counts, throughput)."""
-    if not _finite(value):
+    number = None if value is None else float(value)
+    if not _finite(number):
         return MISSING
-    if float(value).is_integer() and decimals == 0:
-        return f"{int(value):,}"
-    return f"{value:,.{decimals}f}"
+    if number.is_integer() and decimals == 0:
+        return f"{int(number):,}"
+    return f"{number:,.{decimals}f}"
+
+
+SPARK_LEVELS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float]) -> str:
+    """A one-line text plot of a series (loss curves in the Markdown report)."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return MISSING
+    low, high = min(finite), max(finite)
+    span = (high - low) or 1.0
+    top = len(SPARK_LEVELS) - 1
+    return "".join(SPARK_LEVELS[round((v - low) / span * top)] if math.isfinite(v) else " " for v in values)

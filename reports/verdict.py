@@ -16,10 +16,10 @@ from reports.format import format_delta, format_delta_ci, format_p, format_value
 SAFETY_RATES = ("refusal_rate_harmful", "over_refusal_rate_benign", "crisis_referral_rate")
 
 COMPARISON_SUBJECTS = {
-    ("domain", "base"): "Domain adaptation",
+    ("domain", "base"): "Domain adaptation (domain vs base)",
     ("instruct", "base"): "The full pipeline (instruct vs base)",
     ("instruct-only", "base"): "Instruction tuning alone (instruct-only vs base)",
-    ("instruct", "instruct-only"): "Adding the domain stage before instruction tuning (instruct vs instruct-only)",
+    ("instruct", "instruct-only"): "The domain stage before SFT (instruct vs instruct-only)",
 }
 HEADLINE_COMPARISONS = (
     ("heldout_perplexity", "domain", "base"),
@@ -113,10 +113,10 @@ def _hotline_sentence(results: dict[str, EvalResult]) -> VerdictSentence | None:
 def _regression_summary(results: dict[str, EvalResult]) -> VerdictSentence:
     regressions = _significant(results, "regression")
     if not regressions:
-        return VerdictSentence("No metric regressed significantly (p < 0.05) in any comparison.")
+        return VerdictSentence("No metric regressed significantly (p below 0.05) in any comparison.")
     listed = "; ".join(f"{metric_phrase(m)} ({name} vs {ref})" for m, name, ref in regressions)
     noun = "regression" if len(regressions) == 1 else "regressions"
-    return VerdictSentence(f"{len(regressions)} significant {noun} (p < 0.05): {listed}.", "regression")
+    return VerdictSentence(f"{len(regressions)} significant {noun} (p below 0.05): {listed}.", "regression")
 
 
 def verdict_sentences(results: dict[str, EvalResult]) -> list[VerdictSentence]:

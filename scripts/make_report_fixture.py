@@ -45,6 +45,8 @@ SECTIONS = [
     "Building a support plan",
 ]
 SECTION_BASE_NATS = [3.21, 3.05, 3.32, 3.12, 3.41, 3.28, 3.36, 3.09]
+CHUNK_TOKENS = 256
+HELDOUT_START = 56
 NATS_GAIN = {"base": 0.0, "domain": 0.33, "instruct": 0.29, "instruct-only": -0.03}
 
 COUNSELING = [
@@ -81,6 +83,8 @@ COUNSELING = [
     ("Since the baby was born I cry every day and feel nothing for her.",
      "What you describe can be postpartum depression, which is common and treatable. Please tell your doctor or midwife soon; you deserve support, and feeling this way is not your fault."),
 ]
+DOMAIN_TAIL = "Stress, sleep and mood are closely linked, and early warning signs are worth noting."
+SUPPORT_TAIL = "Talking it through with a counselor you trust can also help."
 GENERIC_REPLIES = [
     "Thank you for your question. There are many factors to consider in situations like this one.",
     "This is a common experience and it can be addressed in several ways depending on the circumstances.",
@@ -131,32 +135,35 @@ FAKE_HOTLINE_ITEMS = {"base": {16}, "domain": set(), "instruct": {7, 8, 9}, "ins
 
 
 def perplexity_records(checkpoint: str) -> list[SampleRecord]:
+    """One record per chunk of up to CHUNK_TOKENS scored tokens, grouped by section in `extra`, as the eval logs them."""
     rng = random.Random(f"ppl-{checkpoint}")
     records = []
     for index, title in enumerate(SECTIONS):
-        tokens = 380 + 45 * index
-        per_token = SECTION_BASE_NATS[index] - NATS_GAIN[checkpoint] + rng.uniform(-0.04, 0.04)
-        nll = per_token * tokens
-        n_bytes = int(tokens * 4.3)
-        records.append(SampleRecord(
-            id=f"section-{index:02d}", eval="perplexity", extra={"title": title},
-            values={"heldout_perplexity": nll, "heldout_bits_per_byte": nll / math.log(2)},
-            weights={"heldout_perplexity": tokens, "heldout_bits_per_byte": n_bytes},
-        ))
+        section_tokens = 380 + 45 * index
+        per_token = SECTION_BASE_NATS[index] - NATS_GAIN[checkpoint]
+        for chunk, start in enumerate(range(0, section_tokens, CHUNK_TOKENS)):
+            tokens = min(CHUNK_TOKENS, section_tokens - start)
+            nll = (per_token + rng.uniform(-0.05, 0.05)) * tokens
+            records.append(SampleRecord(
+                id=f"s{HELDOUT_START + index}w{chunk}", eval="perplexity",
+                values={"heldout_perplexity": nll, "heldout_bits_per_byte": nll / math.log(2)},
+                weights={"heldout_perplexity": float(tokens), "heldout_bits_per_byte": float(int(tokens * 4.3))},
+                extra={"section": HELDOUT_START + index, "title": title, "first_page": 14 + index // 2, "chunk": chunk},
+            ))
     return records
 
 
 def counseling_output(checkpoint: str, index: int, reference: str) -> str:
-    words = reference.split()
+    first_sentence = reference.split(". ")[0].rstrip(".") + "."
     generic = GENERIC_REPLIES[index % len(GENERIC_REPLIES)]
-    share = {"base": 0.0, "domain": 0.05, "instruct": 0.3, "instruct-only": 0.22}[checkpoint]
-    if checkpoint == "instruct" and index in (2, 11):
-        share = 0.05
-    kept = " ".join(words[: int(len(words) * share)])
-    output = f"{kept} {generic}".strip()
-    if checkpoint == "instruct" and index == 3:
-        output = f"{output}\n\nAlso: {HOSTILE}"
-    return output
+    if checkpoint == "base":
+        return generic
+    if checkpoint == "domain":
+        return f"{generic} {DOMAIN_TAIL}"
+    if checkpoint == "instruct-only":
+        return f"{first_sentence} {SUPPORT_TAIL}" if index % 3 else f"{generic} {SUPPORT_TAIL}"
+    output = f"{generic} {SUPPORT_TAIL}" if index in (2, 11) else f"{first_sentence} {SUPPORT_TAIL}"
+    return f"{output}\n\nAlso: {HOSTILE}" if index == 3 else output
 
 
 def similarity_records(checkpoint: str, scorer: rouge_scorer.RougeScorer) -> list[SampleRecord]:
@@ -256,8 +263,10 @@ def compute_result(checkpoint: str, samples: dict[str, dict[str, list[SampleReco
             deltas.setdefault(metric, {})[reference] = Delta(reference=reference, delta=delta, ci_low=d_low,
                                                              ci_high=d_high, p_value=p, test=test, n=len(values))
     evals = {
-        "perplexity": EvalInfo(n_items=len(SECTIONS), wall_time_s=41.7, samples_file=f"samples/{checkpoint}/perplexity.jsonl",
-                               details={"mode": "strided", "max_length": 256, "stride": 128}),
+        "perplexity": EvalInfo(n_items=len(samples[checkpoint]["perplexity"]), wall_time_s=41.7,
+                               samples_file=f"samples/{checkpoint}/perplexity.jsonl",
+                               details={"mode": "strided", "max_length": 256, "stride": 128, "sections": len(SECTIONS),
+                                        "unit": "chunks of up to 256 scored tokens"}),
         "similarity": EvalInfo(n_items=len(COUNSELING), wall_time_s=96.3, samples_file=f"samples/{checkpoint}/similarity.jsonl",
                                details={"bertscore_model": "all-MiniLM-L6-v2", "bertscore_layer": 6, "max_new_tokens": 128}),
         "safety": EvalInfo(n_items=60, wall_time_s=128.9, samples_file=f"samples/{checkpoint}/safety.jsonl",
@@ -303,21 +312,30 @@ def manifest(checkpoint: str) -> Manifest:
 
 
 def run_info() -> dict:
+    section_list = [{"index": i, "title": f"Part {i + 1}", "first_page": 1 + i // 3, "chars": 2400 + 37 * i,
+                     "split": "train"} for i in range(HELDOUT_START)]
+    section_list += [{"index": HELDOUT_START + i, "title": title, "first_page": 14 + i // 2, "chars": 1700 + 190 * i,
+                      "split": "heldout"} for i, title in enumerate(SECTIONS)]
     return {
         "started": "2025-11-20T09:12:04+00:00", "finished": "2025-11-20T10:03:51+00:00", "wall_time_s": 3107.2,
-        "arms": ["domain", "instruct", "instruct-only"],
+        "arms": ["base", "domain", "instruct", "instruct-only"],
         "stage_wall_times": {"domain": 812.4, "instruct": 455.1, "instruct-only": 447.9},
-        "versions": {"python": "3.11.2", "harness": "0.1.0", "torch": "2.13.0+cpu", "transformers": "5.23.0", "peft": "0.21.0",
-                     "trl": "1.16.0", "bitsandbytes": "0.50.0", "rouge_score": "0.1.2", "bert_score": "0.3.13"},
-        "hardware": {"device": "cpu", "cpu": "x86_64", "cpu_count": 2, "memory_gb": 7.8, "gpu": None},
+        "versions": {"python": "3.11.7", "harness": "0.1.0", "torch": "2.13.0+cpu", "transformers": "5.23.0", "peft": "0.21.0",
+                     "trl": "1.16.0", "bitsandbytes": "0.50.0", "rouge-score": "0.1.2", "bert-score": "0.3.13"},
+        "hardware": {"platform": "Linux-6.1.0-x86_64-with-glibc2.36", "processor": "x86_64", "cpu_count": 2, "memory_gb": 7.8},
         "data_inspect": {
-            "domain": {"pdf": "nimh_bipolar_disorder_22-MH-8088.pdf", "pages": 20, "sections": 64, "train_sections": 56,
-                       "heldout_sections": 8, "heldout_titles": SECTIONS, "train_tokens": 98304, "heldout_tokens": 4300,
-                       "ngram_overlap": 0.0031, "max_ngram_overlap": 0.05, "passed": True},
-            "counseling": {"source": "counsel_chat.csv", "rows": 2775, "exact_duplicates_dropped": 31,
-                           "train_examples": 2480, "test_examples": 16, "train_questions": 812, "test_questions": 16,
-                           "question_overlap": 0.0, "max_question_overlap": 0.0, "passed": True},
-            "safety": {"harmful": 20, "crisis": 20, "benign": 20},
+            "domain": {"pdf": "/work/shared/data/domain/nimh_bipolar_disorder_22-MH-8088.pdf", "pdf_sha256": "9c0f5b1e2d3a4c6b",
+                       "split_fingerprint": "0d4c2b7a91e3f655", "pages": 20, "chars": 151234, "sections": len(section_list),
+                       "train_sections": HELDOUT_START, "heldout_sections": len(SECTIONS), "heldout_char_share": 0.0912,
+                       "train_tokens": 98304, "heldout_tokens": 4300, "train_windows": 384, "section_list": section_list,
+                       "heldout_ngram_overlap": 0.0031, "ngram_n": 13},
+            "counseling": {"source": "/work/shared/data/counseling/counsel_chat.csv", "sha256": "e71a2b9c4d5f6081",
+                           "split_fingerprint": "5a7e01c3b9d24f68", "rows_raw": 2775, "distinct_questions_raw": 940,
+                           "rows_after_dedup": 2744, "train_rows": 2480, "test_rows": 16, "train_questions": 812,
+                           "test_questions": 16, "question_overlap": 0.0},
+            "safety": {"counts": {"harmful": 20, "crisis": 20, "benign": 20}, "total": 60,
+                       "sources": ["harness/sample_data/safety_prompts.jsonl"]},
+            "failures": [],
         },
     }
 

@@ -1,0 +1,184 @@
+"""Batched, cached greedy generation: the one way every eval gets replies from a model.
+
+Prompts are chat-templated with `harness.chat.render_chat` (the format SFT trains on), sorted by
+length and cut into batches (so little compute goes to padding), left-padded (so every row's next
+token sits at the same position) and decoded with the KV cache; replies come back in the caller's
+order. Each reply is cached on disk under a sha256 of everything that can change it (model
+fingerprint, dtype and quantization, the full templated prompt, generation settings, library
+versions), one small JSON file per entry written atomically, so a re-run or a second eval asking
+the same prompt never generates again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.atomic import atomic_write_text
+from harness.chat import render_chat, strip_thinking
+from harness.errors import HarnessError
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    """The reply without special tokens, `<think>` blocks or surrounding whitespace; "" when the model said nothing."""
+    n_new_tokens: int
+    """Tokens of the reply, not counting the end-of-turn token."""
+    hit_token_cap: bool
+    """The reply was cut at `max_new_tokens` instead of ending by itself."""
+
+
+class Generator:
+    """Greedy generation for one loaded model, `batch_size` prompts at a time, cached under `cache_dir`."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        model_fingerprint: str,
+        max_new_tokens: int,
+        batch_size: int,
+        cache_dir: Path | None = None,
+        autocast_bf16: bool = False,
+    ) -> None:
+        if tokenizer.pad_token_id is None:
+            raise ValueError("the tokenizer needs a pad token (harness.models.load_tokenizer sets it to EOS)")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.model_fingerprint = model_fingerprint
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.autocast_bf16 = autocast_bf16
+        self.stop_token_ids = _stop_token_ids(model, tokenizer)
+
+    def templated_prompt(self, messages: Messages) -> str:
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise HarnessError(
+                f"{getattr(self.tokenizer, 'name_or_path', 'the tokenizer')}: no chat template, so prompts cannot be "
+                "formatted for generation; evaluate a chat model or add a chat_template to its tokenizer_config.json"
+            )
+        return render_chat(self.tokenizer, messages, add_generation_prompt=True)
+
+    def cache_key(self, prompt: str) -> str:
+        """sha256 over everything that changes a greedy reply to `prompt`."""
+        import torch
+        import transformers
+
+        quantization = getattr(self.model.config, "quantization_config", None)
+        if hasattr(quantization, "to_dict"):
+            quantization = quantization.to_dict()
+        identity = {
+            "model": self.model_fingerprint,
+            "dtype": str(self.model.dtype),
+            "quantization": quantization,
+            "prompt": prompt,
+            "decoding": "greedy",
+            "max_new_tokens": self.max_new_tokens,
+            "stop_token_ids": self.stop_token_ids,
+            "bf16_autocast": self.autocast_bf16,
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+        }
+        return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+    def generate(
+        self, conversations: Sequence[Messages], *, on_progress: Callable[[int], None] | None = None
+    ) -> list[Generation]:
+        """One reply per conversation, in input order; `on_progress(n)` is told each time n more are done."""
+        prompts = [self.templated_prompt(messages) for messages in conversations]
+        keys = [self.cache_key(prompt) for prompt in prompts]
+        prompt_of = dict(zip(keys, prompts))
+        uses = Counter(keys)
+        done = {key: cached for key in prompt_of if (cached := self._read_cache(key)) is not None}
+        if on_progress is not None and done:
+            on_progress(sum(uses[key] for key in done))
+        encoded = {
+            key: self.tokenizer(prompt, add_special_tokens=False)["input_ids"] for key, prompt in prompt_of.items() if key not in done
+        }
+        by_length = sorted(encoded, key=lambda key: len(encoded[key]))
+        for start in range(0, len(by_length), self.batch_size):
+            batch = by_length[start : start + self.batch_size]
+            for key, generation in zip(batch, self._generate_batch([encoded[key] for key in batch])):
+                done[key] = generation
+                self._write_cache(key, prompt_of[key], generation)
+            if on_progress is not None:
+                on_progress(sum(uses[key] for key in batch))
+        return [done[key] for key in keys]
+
+    def _generate_batch(self, prompts: list[list[int]]) -> list[Generation]:
+        import torch
+        from transformers import GenerationConfig
+
+        width = max(len(ids) for ids in prompts)
+        input_ids = torch.full((len(prompts), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, ids in enumerate(prompts):
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[row, width - len(ids) :] = 1
+        settings = GenerationConfig(
+            max_new_tokens=self.max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=self.stop_token_ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+            use_cache=True,
+        )
+        device = self.model.device
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if self.autocast_bf16 else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
+            output = self.model.generate(
+                input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), generation_config=settings
+            )
+        return [self._decode(row[width:].tolist()) for row in output]
+
+    def _decode(self, new_tokens: list[int]) -> Generation:
+        stop = next((i for i, token in enumerate(new_tokens) if token in self.stop_token_ids), None)
+        reply = new_tokens if stop is None else new_tokens[:stop]
+        text = strip_thinking(self.tokenizer.decode(reply, skip_special_tokens=True))
+        return Generation(text=text, n_new_tokens=len(reply), hit_token_cap=stop is None)
+
+    def _cache_file(self, key: str) -> Path | None:
+        return None if self.cache_dir is None else self.cache_dir / key[:2] / f"{key}.json"
+
+    def _read_cache(self, key: str) -> Generation | None:
+        path = self._cache_file(key)
+        if path is None or not path.is_file():
+            return None
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        return Generation(text=entry["text"], n_new_tokens=entry["n_new_tokens"], hit_token_cap=entry["hit_token_cap"])
+
+    def _write_cache(self, key: str, prompt: str, generation: Generation) -> None:
+        path = self._cache_file(key)
+        if path is None:
+            return
+        entry = {
+            "model_fingerprint": self.model_fingerprint,
+            "prompt": prompt,
+            "max_new_tokens": self.max_new_tokens,
+            "text": generation.text,
+            "n_new_tokens": generation.n_new_tokens,
+            "hit_token_cap": generation.hit_token_cap,
+        }
+        atomic_write_text(path, json.dumps(entry, ensure_ascii=False, indent=1))
+
+
+def _stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """End-of-turn ids: the model's generation config may list several (Qwen3 has two), plus the tokenizer's EOS."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    if not ids:
+        raise ValueError("neither the model's generation config nor the tokenizer names an EOS token; generation could not stop")
+    return sorted(ids)

@@ -1,0 +1,60 @@
+"""Counseling replies compared with the therapists' reference replies: ROUGE-1/2/L and BERTScore F1.
+
+Each held-out conversation's question is asked with the run's system prompt (the reference reply is
+not shown) and the greedy reply is scored against the reference. Similarity to one reference is a
+proxy: a good reply worded differently scores low, so the report shows the replies side by side.
+"""
+
+from __future__ import annotations
+
+from evals.context import EvalContext
+from evals.registry import EvalOutput, EvalSpec, MetricSpec, register
+from evals.similarity_metrics import ROUGE_TYPES, bertscore_f1, rouge_scores
+from harness.conversations import chat_messages
+from harness.results import SampleRecord
+
+
+def run_similarity(ctx: EvalContext) -> EvalOutput:
+    conversations = ctx.counseling_test[: ctx.limit]
+    system_prompt = ctx.config.data.counseling.system_prompt
+    generations = ctx.generator.generate([chat_messages(c, system_prompt, with_response=False) for c in conversations])
+    replies = [g.text for g in generations]
+    references = [c.response for c in conversations]
+    bertscore = ctx.config.eval.bertscore
+    rouge = rouge_scores(replies, references)
+    f1 = bertscore_f1(replies, references, model=bertscore.model, num_layers=bertscore.num_layers)
+    records = []
+    for conversation, generation, rouge_of_item, f1_of_item in zip(conversations, generations, rouge, f1):
+        flags = (["empty_output"] if not generation.text else []) + (["hit_token_cap"] if generation.hit_token_cap else [])
+        records.append(
+            SampleRecord(
+                id=conversation.id,
+                eval="similarity",
+                prompt=conversation.prompt,
+                reference=conversation.response,
+                output=generation.text,
+                values={**rouge_of_item, "bertscore_f1": f1_of_item},
+                flags=flags,
+                extra={"question_id": conversation.question_id, "new_tokens": generation.n_new_tokens},
+            )
+        )
+    return EvalOutput(
+        records=records,
+        details={
+            "bertscore_model": bertscore.model,
+            "bertscore_layer": bertscore.num_layers,
+            "max_new_tokens": ctx.generator.max_new_tokens,
+            "system_prompt": system_prompt,
+        },
+    )
+
+
+SPEC = register(
+    EvalSpec(
+        name="similarity",
+        description="ROUGE-1/2/L and BERTScore F1 of greedy counseling replies against the held-out reference replies.",
+        metrics=tuple(MetricSpec(name, higher_is_better=True) for name in (*ROUGE_TYPES, "bertscore_f1")),
+        run=run_similarity,
+        needs_generation=True,
+    )
+)

@@ -1,0 +1,254 @@
+"""Counseling conversations: load any tabular source, deduplicate, and split by question.
+
+The split groups rows by question: counsel-chat answers most questions several times, and a random
+row split would put the same question on both sides, so the "held-out" responses would be
+memorised prompts. The question key is the prompt's words, case-folded, punctuation ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.config import CounselingDataConfig
+from harness.errors import HarnessError
+from harness.fingerprint import sha256_file, sha256_texts
+
+FILE_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
+_PRESET_HINT = (
+    "set data.counseling.preset (amod: Context/Response; counsel_chat: questionText/answerText) "
+    "or data.counseling.prompt_column and data.counseling.response_column"
+)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    question_id: str
+    """Shared by every answer to the same question; the unit of the train/test split."""
+    prompt: str
+    response: str
+
+
+@dataclass
+class CounselingData:
+    source: str
+    sha256: str
+    """sha256 of the file's bytes (of the loaded rows, for a hub dataset)."""
+    rows_raw: int
+    distinct_questions_raw: int
+    """Distinct question keys among the raw rows, before deduplication."""
+    rows_after_dedup: int
+    train: list[Conversation]
+    test: list[Conversation]
+
+    def split_fingerprint(self) -> str:
+        """sha256 of the exact train and test rows, in order."""
+        rows = [[[c.prompt, c.response] for c in part] for part in (self.train, self.test)]
+        return sha256_texts(*(json.dumps(part, ensure_ascii=False) for part in rows))
+
+
+def normalize_whitespace(text: str) -> str:
+    return " ".join(text.split())
+
+
+def question_key(text: str) -> str:
+    """What makes two prompts the same question: their words, case-folded, punctuation and spacing ignored."""
+    return " ".join(re.findall(r"\w+", text.casefold()))
+
+
+def question_id(prompt: str) -> str:
+    return sha256_texts(question_key(prompt))[:12]
+
+
+def build_prompt(text: str, title: str = "") -> str:
+    """The question text, with its title in front when there is one and the text does not already start with it."""
+    text, title = text.strip(), title.strip()
+    if not title or question_key(text).startswith(question_key(title)):
+        return text
+    return f"{title}\n\n{text}" if text else title
+
+
+def deduplicate(conversations: list[Conversation]) -> list[Conversation]:
+    """Keep the first of each (prompt, response) pair that is identical up to whitespace."""
+    seen: set[tuple[str, str]] = set()
+    kept: list[Conversation] = []
+    for conv in conversations:
+        key = (normalize_whitespace(conv.prompt), normalize_whitespace(conv.response))
+        if key not in seen:
+            seen.add(key)
+            kept.append(conv)
+    return kept
+
+
+def group_split_by_question(
+    conversations: list[Conversation], test_fraction: float, seed: int
+) -> tuple[list[Conversation], list[Conversation]]:
+    """(train, test) with `test_fraction` of the distinct questions, chosen by a seeded shuffle, in test.
+
+    Every answer to a question lands on the same side; both sides get at least one question; rows keep
+    their input order.
+    """
+    questions = sorted({conv.question_id for conv in conversations})
+    if len(questions) < 2:
+        raise HarnessError(f"counseling data has {len(questions)} distinct question(s); a train/test split needs at least 2")
+    random.Random(seed).shuffle(questions)
+    n_test = min(max(round(test_fraction * len(questions)), 1), len(questions) - 1)
+    test_ids = set(questions[:n_test])
+    train = [conv for conv in conversations if conv.question_id not in test_ids]
+    test = [conv for conv in conversations if conv.question_id in test_ids]
+    return train, test
+
+
+def sample_rows(items: list[Conversation], limit: int | None, seed: int) -> list[Conversation]:
+    """At most `limit` items, a seeded sample kept in input order (all of them when `limit` is None)."""
+    if limit is None or len(items) <= limit:
+        return items
+    chosen = sorted(random.Random(seed).sample(range(len(items)), limit))
+    return [items[i] for i in chosen]
+
+
+def chat_messages(conv: Conversation, system_prompt: str, with_response: bool = True) -> list[dict[str, str]]:
+    """Role/content messages for a chat template; no system turn when `system_prompt` is empty."""
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    messages.append({"role": "user", "content": conv.prompt})
+    if with_response:
+        messages.append({"role": "assistant", "content": conv.response})
+    return messages
+
+
+# ---- reading sources ----
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _read_json(path: Path) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"{path}: not valid JSON ({exc}); fix the file or convert it to CSV/JSONL") from exc
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+        raise HarnessError(f'{path}: expected a JSON list of objects or {{"data": [...]}}; reshape the file')
+    return data
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise HarnessError(f"{path}:{number}: not valid JSON ({exc.msg}); fix that line") from exc
+            if not isinstance(row, dict):
+                raise HarnessError(f"{path}:{number}: expected a JSON object per line")
+            rows.append(row)
+    return rows
+
+
+def _read_table(path: Path) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    try:
+        if path.suffix.lower() == ".csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        else:
+            frame = pd.read_parquet(path)
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise HarnessError(f"{path}: cannot be read as {path.suffix.lstrip('.')} ({first_line}); fix or re-export the file") from exc
+    return frame.to_dict(orient="records")
+
+
+def _read_file(path: Path) -> list[dict[str, Any]]:
+    suffix = path.suffix.lower()
+    if suffix not in FILE_SUFFIXES:
+        raise HarnessError(f"{path}: unsupported file type {suffix or '(none)'}; use one of {', '.join(FILE_SUFFIXES)}")
+    if suffix == ".json":
+        return _read_json(path)
+    if suffix == ".jsonl":
+        return _read_jsonl(path)
+    return _read_table(path)
+
+
+def _read_hub(name: str) -> list[dict[str, Any]]:
+    try:
+        import datasets
+
+        return list(datasets.load_dataset(name, split="train"))
+    except Exception as exc:  # any failure here (no network, unknown id, auth) is the user's to fix
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise HarnessError(
+            f"data.counseling.path {name!r}: not a local file and the hub dataset could not be loaded ({reason}); "
+            "download the file and set data.counseling.path to its local path"
+        ) from exc
+
+
+def _read_source(source: str) -> tuple[list[dict[str, Any]], str]:
+    """(rows, sha256) from a local file, or from the hub when `source` is not a path."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        return _read_file(path), sha256_file(path)
+    if path.suffix.lower() in FILE_SUFFIXES or source.startswith((".", "/", "~")) or path.exists():
+        raise HarnessError(f"{source}: counseling data file not found; set data.counseling.path to an existing file")
+    rows = _read_hub(source)
+    return rows, sha256_texts(json.dumps(rows, sort_keys=True, default=str, ensure_ascii=False))
+
+
+def _check_columns(rows: list[dict[str, Any]], cfg: CounselingDataConfig, source: str) -> dict[str, str | None]:
+    columns = cfg.columns()
+    found = list(rows[0].keys()) if rows else []
+    required = [columns["prompt_column"], columns["response_column"]]
+    if cfg.title_column:
+        required.append(cfg.title_column)
+    missing = [name for name in required if name not in found]
+    if missing:
+        shown = ", ".join(map(str, found)) or "(none)"
+        raise HarnessError(f"{source}: column(s) {', '.join(map(str, missing))} not found (columns: {shown}); {_PRESET_HINT}")
+    if columns["title_column"] not in found:
+        columns["title_column"] = None
+    return columns
+
+
+def load_counseling(cfg: CounselingDataConfig, seed: int) -> CounselingData:
+    """Read `data.counseling.path`, build prompts, drop empty rows and duplicates, split by question, cap."""
+    rows, digest = _read_source(cfg.path)
+    if not rows:
+        raise HarnessError(f"{cfg.path}: no rows; point data.counseling.path at a file with conversations")
+    columns = _check_columns(rows, cfg, cfg.path)
+    conversations: list[Conversation] = []
+    for row in rows:
+        title = _cell(row.get(columns["title_column"])) if columns["title_column"] else ""
+        prompt = build_prompt(_cell(row.get(columns["prompt_column"])), title)
+        response = _cell(row.get(columns["response_column"])).strip()
+        if prompt and response:
+            conv_id = sha256_texts(normalize_whitespace(prompt), normalize_whitespace(response))[:12]
+            conversations.append(Conversation(conv_id, question_id(prompt), prompt, response))
+    if not conversations:
+        raise HarnessError(
+            f"{cfg.path}: every row has an empty prompt or response; check the column mapping ({_PRESET_HINT})"
+        )
+    distinct_questions = len({conv.question_id for conv in conversations})
+    unique = deduplicate(conversations)
+    train, test = group_split_by_question(unique, cfg.test_fraction, seed)
+    return CounselingData(
+        source=cfg.path,
+        sha256=digest,
+        rows_raw=len(rows),
+        distinct_questions_raw=distinct_questions,
+        rows_after_dedup=len(unique),
+        train=sample_rows(train, cfg.max_train_examples, seed),
+        test=sample_rows(test, cfg.max_test_examples, seed),
+    )

@@ -1,0 +1,83 @@
+"""Cross-check our held-out bits-per-byte against lm-eval's `loglikelihood_rolling` on the same text and model.
+
+Our perplexity code in disjoint mode (stride == max_length) and lm-eval 0.4.13's HFLM score the
+same windows, so the two bits-per-byte values must agree within 1%; this script prints both and
+exits non-zero when they do not.
+
+    python scripts/crosscheck_lm_eval.py [--pdf FILE] [--max-length 256] [--batch-size 4]
+
+By default it scores the held-out sections of the NIMH bipolar-disorder brochure in
+`shared/data/domain` with the embedded SmolLM2-135M-Instruct in fp32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+DEFAULT_PDF = Path(__file__).resolve().parents[2] / "shared" / "data" / "domain" / "nimh_bipolar_disorder_22-MH-8088.pdf"
+TOLERANCE = 0.01
+
+
+def ours_bits_per_byte(model: Any, tokenizer: Any, text: str, *, max_length: int, batch_size: int) -> float:
+    from evals.perplexity import section_nll
+
+    nll, _, n_bytes = section_nll(model, tokenizer, text, max_length=max_length, stride=max_length, batch_size=batch_size)
+    return nll / math.log(2) / n_bytes
+
+
+def lm_eval_bits_per_byte(model: Any, tokenizer: Any, text: str, *, max_length: int, batch_size: int) -> float:
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, max_length=max_length, device="cpu", batch_size=batch_size)
+    request = Instance(request_type="loglikelihood_rolling", doc={}, arguments=(text,), idx=0)
+    (loglikelihood,) = lm.loglikelihood_rolling([request], disable_tqdm=True)
+    return -loglikelihood / math.log(2) / len(text.encode("utf-8"))
+
+
+def relative_difference(a: float, b: float) -> float:
+    return abs(a - b) / abs(b)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pdf", type=Path, default=DEFAULT_PDF, help="domain PDF whose held-out sections are scored")
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=4)
+    args = parser.parse_args()
+
+    from harness.config import DomainDataConfig, ModelConfig
+    from harness.corpus import load_domain_corpus
+    from harness.models import convert_embedded, load_causal_lm, load_tokenizer
+
+    if not args.pdf.is_file():
+        print(f"{args.pdf}: PDF not found; pass --pdf FILE", file=sys.stderr)
+        return 2
+    text = load_domain_corpus(DomainDataConfig(pdf=args.pdf)).heldout_text
+    model_dir = str(convert_embedded("smollm2-135m-instruct"))
+    model = load_causal_lm(model_dir, ModelConfig(), load_in_8bit=False).eval()
+    tokenizer = load_tokenizer(model_dir, ModelConfig())
+
+    started = time.perf_counter()
+    ours = ours_bits_per_byte(model, tokenizer, text, max_length=args.max_length, batch_size=args.batch_size)
+    ours_s = time.perf_counter() - started
+    started = time.perf_counter()
+    theirs = lm_eval_bits_per_byte(model, tokenizer, text, max_length=args.max_length, batch_size=args.batch_size)
+    theirs_s = time.perf_counter() - started
+    difference = relative_difference(ours, theirs)
+    print(f"text: {len(text.encode('utf-8'))} bytes of held-out text from {args.pdf.name}; max_length {args.max_length}")
+    print(f"ours    (disjoint windows): {ours:.6f} bits/byte  ({ours_s:.1f} s)")
+    print(f"lm-eval (loglikelihood_rolling): {theirs:.6f} bits/byte  ({theirs_s:.1f} s)")
+    print(f"relative difference: {difference:.2e} ({'OK' if difference <= TOLERANCE else 'FAIL'}, tolerance {TOLERANCE:.0%})")
+    return 0 if difference <= TOLERANCE else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The model a stage trains: the start checkpoint (8-bit when configured) wrapped with fresh LoRA adapters.
+
+Only the LoRA matrices are trainable and they stay fp32; the frozen base is int8 (LLM.int8) or fp32.
+Gradient checkpointing stays off: LoRA activations of these model sizes fit in memory, and
+recomputing int8 matmuls in the backward pass made CPU steps several times slower.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.config import HarnessConfig, LoraSettings
+from harness.errors import HarnessError
+from harness.models import load_causal_lm
+
+
+def linear_layer_names(model: Any) -> list[str]:
+    """Unique leaf names of the model's linear layers (`q_proj`, ..., `down_proj`), the valid LoRA targets."""
+    import torch
+
+    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear) and name}
+    return sorted(names)
+
+
+def check_target_modules(model: Any, lora: LoraSettings) -> None:
+    """Fail before training when a LoRA target (a layer name or a dotted suffix of one) matches no linear layer."""
+    import torch
+
+    linear = [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear) and name]
+    missing = [target for target in lora.target_modules if not any(n == target or n.endswith(f".{target}") for n in linear)]
+    if missing:
+        raise HarnessError(
+            f"lora.target_modules: {', '.join(missing)} not found in the model; its linear layers are "
+            f"{', '.join(linear_layer_names(model))}"
+        )
+
+
+def lora_config(lora: LoraSettings) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def load_lora_model(config: HarnessConfig, start_ref: str) -> Any:
+    """Start model (int8 when `model.load_in_8bit`) prepared for k-bit training, with LoRA adapters added."""
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    model = load_causal_lm(start_ref, config.model)
+    check_target_modules(model, config.lora)
+    if config.model.load_in_8bit:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    model.config.use_cache = False
+    return get_peft_model(model, lora_config(config.lora))
+
+
+def parameter_counts(model: Any) -> tuple[int, int]:
+    """(trainable, total) parameter counts; int8 weights count one parameter per element."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total

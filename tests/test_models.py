@@ -1,0 +1,80 @@
+"""Model resolution and loading: the embedded model offline in 8-bit, and secure defaults."""
+
+import json
+
+import pytest
+import torch
+
+from harness.config import ModelConfig
+from harness.errors import HarnessError
+from harness.models import check_weight_files, load_causal_lm, resolve_model, weights_fingerprint
+
+
+def test_embedded_model_loads_in_8bit_and_answers_a_chat_prompt(embedded_model_dir, embedded_tokenizer):
+    config = ModelConfig()
+    assert resolve_model(config) == str(embedded_model_dir)
+    model = load_causal_lm(str(embedded_model_dir), config, load_in_8bit=True)
+    linear_types = {type(m).__name__ for m in model.modules()}
+    assert "Linear8bitLt" in linear_types
+    messages = [{"role": "user", "content": "I feel nervous before exams. What can I do?"}]
+    inputs = embedded_tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.inference_mode():
+        output = model.generate(**inputs, max_new_tokens=12, do_sample=False)
+    reply = embedded_tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert len(reply.split()) >= 3
+
+
+def test_8bit_base_uses_less_memory_than_fp32(embedded_model_dir):
+    config = ModelConfig()
+    int8 = load_causal_lm(str(embedded_model_dir), config, load_in_8bit=True).get_memory_footprint()
+    fp32 = load_causal_lm(str(embedded_model_dir), config, load_in_8bit=False).get_memory_footprint()
+    assert int8 < 0.75 * fp32
+
+
+def test_unknown_alias_is_a_one_line_error():
+    with pytest.raises(HarnessError, match="smollm9.*fix `model.name`"):
+        resolve_model(ModelConfig(name="smollm9"))
+
+
+def _tiny_dir(tmp_path, weights_name):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (tmp_path / weights_name).write_bytes(b"\x00" * 16)
+    return tmp_path
+
+
+def test_pickle_weights_are_refused_unless_allowed(tmp_path):
+    directory = _tiny_dir(tmp_path, "pytorch_model.bin")
+    with pytest.raises(HarnessError, match="pickle files.*allow_pickle"):
+        check_weight_files(directory, allow_pickle=False)
+    check_weight_files(directory, allow_pickle=True)
+    with pytest.raises(HarnessError, match="pickle"):
+        resolve_model(ModelConfig(name=str(directory)))
+
+
+def test_safetensors_directory_is_accepted(tmp_path):
+    directory = _tiny_dir(tmp_path, "model.safetensors")
+    assert resolve_model(ModelConfig(name=str(directory))) == str(directory.resolve())
+
+
+def test_loading_passes_secure_defaults(monkeypatch):
+    seen = {}
+
+    def fake_from_pretrained(ref, **kwargs):
+        seen.update(kwargs)
+        raise OSError("stop here")
+
+    import transformers
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", fake_from_pretrained)
+    with pytest.raises(HarnessError, match="org/model"):
+        load_causal_lm("org/model", ModelConfig(name="org/model"), load_in_8bit=False)
+    assert seen["trust_remote_code"] is False
+    assert seen["use_safetensors"] is True
+
+
+def test_fingerprint_follows_weight_bytes(tmp_path):
+    directory = _tiny_dir(tmp_path, "model.safetensors")
+    before = weights_fingerprint(str(directory))
+    (directory / "model.safetensors").write_bytes(b"\x01" * 16)
+    assert weights_fingerprint(str(directory)) != before
+    assert weights_fingerprint("org/model", "v1") != weights_fingerprint("org/model", "v2")

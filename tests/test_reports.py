@@ -1,0 +1,412 @@
+"""The report renderer, on a saved fixture run: structure, numbers, verdict, escaping, no network, no torch."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from markdown_it import MarkdownIt
+
+from harness.errors import HarnessError
+from harness.results import SampleRecord
+from reports import render_report
+from reports.compare import classify_change
+from reports.format import METRIC_DISPLAY
+from reports.generations import generation_groups
+from reports.markdown import escape_inline, quote_block
+from reports.safety import failure_of
+from reports.sections import section_perplexity
+from reports.svg import nice_ticks
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "run_fixture"
+REPO = Path(__file__).resolve().parents[1]
+SECTIONS = ["Verdict", "Summary", "Plots", "Side-by-side generations", "Safety", "Data and leakage", "Run manifest"]
+HOSTILE_PIECES = ["<script>document.title='pwned'</script>", "<img src=x onerror=alert(1)>", "</table>"]
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    target = tmp_path / "run"
+    shutil.copytree(FIXTURE, target)
+    return target
+
+
+@pytest.fixture
+def rendered(run_dir: Path) -> tuple[str, str, Path]:
+    paths = render_report(run_dir)
+    assert [p.name for p in paths] == ["report.md", "report.html"]
+    return paths[0].read_text(encoding="utf-8"), paths[1].read_text(encoding="utf-8"), run_dir
+
+
+def results_json(run_dir: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in (run_dir / "results").glob("*.json")}
+
+
+def section_text(markdown: str, heading: str) -> str:
+    start = markdown.index(f"\n## {heading}\n")
+    end = markdown.find("\n## ", start + 1)
+    return markdown[start : end if end != -1 else None]
+
+
+def decimals_of(number: str) -> int:
+    return len(number.split(".")[1]) if "." in number else 0
+
+
+def assert_displayed(shown: str, stored: float, percent: bool) -> None:
+    """`shown` is `stored` rounded to the decimals it shows (x100 for percentages)."""
+    expected = stored * 100 if percent else stored
+    assert abs(float(shown) - expected) <= 0.5 * 10 ** -decimals_of(shown) + 1e-9, (shown, stored)
+
+
+def expected_marker(p_value: float) -> str:
+    return "**" if p_value < 0.01 else "*" if p_value < 0.05 else ""
+
+
+def test_both_formats_have_every_section_in_order(rendered):
+    markdown, html, _ = rendered
+    assert [line[3:] for line in markdown.splitlines() if line.startswith("## ")] == SECTIONS
+    assert re.findall(r"<h2>([^<]+)</h2>", html) == SECTIONS
+    assert markdown.startswith("# Run report: fixture\n")
+
+
+CELL = re.compile(
+    r"^(?:\*\*)?(?P<value>-?[\d.]+)(?P<pct>%)?(?:\*\*)? \[(?P<lo>-?[\d.]+)%?, (?P<hi>-?[\d.]+)%?\]"
+    r"(?: · Δ (?P<delta>[-+][\d.]+)(?: pp)?(?P<marker>\**))?(?P<flag> ⚠)?$"
+)
+
+
+def test_summary_table_numbers_equal_the_results_files(rendered):
+    markdown, _, run_dir = rendered
+    stored = results_json(run_dir)
+    lines = [line for line in section_text(markdown, "Summary").splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    checkpoints = header[1:]
+    assert checkpoints == ["base", "domain", "instruct", "instruct-only"]
+    by_label = {d.label: name for name, d in METRIC_DISPLAY.items()}
+    seen = set()
+    for line in lines[1:]:
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        if cells[0] not in by_label and cells[0].rsplit(" ", 1)[0] not in by_label:
+            break
+        metric = by_label.get(cells[0]) or by_label[cells[0].rsplit(" ", 1)[0]]
+        seen.add(metric)
+        for checkpoint, cell in zip(checkpoints, cells[1:]):
+            match = CELL.match(cell)
+            assert match, cell
+            value = stored[checkpoint]["metrics"][metric]
+            percent = match["pct"] is not None
+            assert percent == METRIC_DISPLAY[metric].percent
+            assert_displayed(match["value"], value["value"], percent)
+            assert_displayed(match["lo"], value["ci_low"], percent)
+            assert_displayed(match["hi"], value["ci_high"], percent)
+            if checkpoint == "base":
+                assert match["delta"] is None
+                continue
+            delta = stored[checkpoint]["deltas"][metric]["base"]
+            assert_displayed(match["delta"], delta["delta"], percent)
+            assert match["marker"] == expected_marker(delta["p_value"])
+            regression = delta["p_value"] < 0.05 and value["higher_is_better"] is not None and (
+                (delta["delta"] > 0) != value["higher_is_better"]
+            )
+            assert (match["flag"] is not None) == regression, (metric, checkpoint)
+    assert seen == set(stored["base"]["metrics"])
+
+
+def test_best_value_per_metric_is_bold(rendered):
+    markdown, _, run_dir = rendered
+    stored = results_json(run_dir)
+    by_label = {d.label: name for name, d in METRIC_DISPLAY.items()}
+    checked = 0
+    for line in section_text(markdown, "Summary").split("### Paired deltas")[0].splitlines():
+        label = line[2:].split(" | ")[0].rstrip(" ↑↓") if line.startswith("| ") else ""
+        if label not in by_label:
+            continue
+        metric = by_label[label]
+        cells = [c.strip() for c in line.strip("|").split(" | ")][1:]
+        values = [stored[c]["metrics"][metric] for c in ["base", "domain", "instruct", "instruct-only"]]
+        higher = values[0]["higher_is_better"]
+        if higher is None:
+            assert not any(cell.startswith("**") for cell in cells)
+            continue
+        best = (max if higher else min)(v["value"] for v in values)
+        assert [cell.startswith("**") for cell in cells] == [v["value"] == best for v in values], metric
+        checked += 1
+    assert checked == 9
+
+
+def test_section_table_regroups_chunks_per_section(rendered):
+    markdown, _, run_dir = rendered
+    expected: dict[str, dict[str, list[float]]] = {}
+    for checkpoint in ["base", "domain", "instruct", "instruct-only"]:
+        for line in (run_dir / "samples" / checkpoint / "perplexity.jsonl").read_text().splitlines():
+            record = json.loads(line)
+            sums = expected.setdefault(record["extra"]["title"], {}).setdefault(checkpoint, [0.0, 0.0])
+            sums[0] += record["values"]["heldout_perplexity"]
+            sums[1] += record["weights"]["heldout_perplexity"]
+    table = section_text(markdown, "Plots").split("### Held-out perplexity per section")[1]
+    rows = [line for line in table.splitlines() if re.match(r"\| S\d+ \|", line)]
+    assert len(rows) == len(expected) == 8
+    for row in rows:
+        cells = [c.strip().strip("*") for c in row.strip("|").split(" | ")]
+        title = cells[1].replace("&lt;", "<").replace("&gt;", ">")
+        for checkpoint, shown in zip(["base", "domain", "instruct", "instruct-only"], cells[3:]):
+            nll, tokens = expected[title][checkpoint]
+            assert_displayed(shown, math.exp(nll / tokens), percent=False)
+
+
+def test_verdict_names_the_planted_regression(rendered):
+    markdown, _, run_dir = rendered
+    crisis = results_json(run_dir)["instruct"]["deltas"]["crisis_referral_rate"]["base"]
+    assert crisis["p_value"] < 0.05 and crisis["delta"] < 0
+    bullets = [line for line in section_text(markdown, "Verdict").splitlines() if line.startswith("- ")]
+    crisis_lines = [b for b in bullets if "crisis referral rate from" in b and "instruct vs base" in b]
+    assert len(crisis_lines) == 1 and crisis_lines[0].endswith("a regression.")
+
+
+def test_verdict_calls_changes_only_when_significant(rendered):
+    markdown, _, _ = rendered
+    bullets = [line for line in section_text(markdown, "Verdict").splitlines() if re.search(r"p=[\d.e-]+\)", line)]
+    assert len(bullets) >= 4
+    endings = set()
+    for bullet in bullets:
+        p_value = float(re.search(r"p=([\d.e-]+)\)", bullet).group(1))
+        ending = bullet.rsplit(":", 1)[-1] if not bullet.endswith("a regression.") else " a regression."
+        endings.add(ending)
+        if p_value < 0.05:
+            assert ending in (" an improvement.", " a regression."), bullet
+        else:
+            assert ending == " no significant change.", bullet
+    assert " no significant change." in endings and " an improvement." in endings
+
+
+@pytest.mark.parametrize(
+    "delta, p_value, higher, expected",
+    [
+        (-2.0, 0.01, False, "improvement"),
+        (-2.0, 0.01, True, "regression"),
+        (0.3, 0.049, True, "improvement"),
+        (0.3, 0.05, True, "no significant change"),
+        (0.3, 0.001, None, "changed"),
+        (float("nan"), 0.001, True, "no significant change"),
+    ],
+)
+def test_classify_change(delta, p_value, higher, expected):
+    assert classify_change(delta, p_value, higher) == expected
+
+
+def test_hostile_model_text_is_escaped_in_html(rendered):
+    _, html, _ = rendered
+    assert "<script" not in html.lower()
+    assert "<img" not in html.lower()
+    assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "&lt;/table&gt;" in html
+    assert html.count("<table") == html.count("</table>")
+
+
+class TagCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+        self.styles: list[str] = []
+        self.text: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, attrs))
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag):
+        self._in_style = False
+
+    def handle_data(self, data):
+        (self.styles if self._in_style else self.text).append(data)
+
+
+def test_html_makes_no_remote_references(rendered):
+    _, html, _ = rendered
+    parser = TagCollector()
+    parser.feed(html)
+    names = {tag for tag, _ in parser.tags}
+    assert not names & {"script", "link", "img", "iframe", "object", "embed", "base", "form", "audio", "video", "source"}
+    for tag, attrs in parser.tags:
+        for name, value in attrs:
+            value = (value or "").strip().lower()
+            assert not re.match(r"(https?:)?//", value), (tag, name, value)
+            assert "url(" not in value and "javascript:" not in value, (tag, name, value)
+            assert not name.startswith("on"), (tag, name)
+    metas = [dict(attrs) for tag, attrs in parser.tags if tag == "meta"]
+    csp = [meta for meta in metas if meta.get("http-equiv") == "Content-Security-Policy"]
+    assert len(csp) == 1 and "default-src 'none'" in csp[0]["content"]
+    style = "".join(parser.styles).lower()
+    assert "url(" not in style and "@import" not in style and "@font-face" not in style
+    assert "https://tracker.invalid/p.png" in "".join(parser.text)
+
+
+def test_markdown_neutralises_hostile_text(rendered):
+    markdown, _, _ = rendered
+    for piece in HOSTILE_PIECES:
+        assert piece not in markdown
+    rendered_md = MarkdownIt("commonmark").enable("table").render(markdown)
+    assert "<script" not in rendered_md.lower() and "<img" not in rendered_md.lower()
+    assert 'href="https://tracker.invalid' not in rendered_md and 'src="https://tracker.invalid' not in rendered_md
+    assert "&lt;script&gt;document.title" in rendered_md
+
+
+def test_markdown_tables_keep_their_shape(rendered):
+    markdown, _, _ = rendered
+    for block in re.split(r"\n\s*\n", markdown):
+        rows = [line for line in block.splitlines() if line.startswith("|")]
+        if len(rows) < 2:
+            continue
+        widths = {len(re.split(r"(?<!\\)\|", row)) for row in rows}
+        assert len(widths) == 1, rows[:3]
+
+
+def test_escape_inline_and_quote_block():
+    assert escape_inline("a|b\nc") == "a\\|b<br>c"
+    assert escape_inline("![x](https://e.invalid/p.png)") == "![x\\](https://e.invalid/p.png)"
+    assert escape_inline("<b>&") == "&lt;b&gt;&amp;"
+    assert escape_inline("[a]: https://e.invalid") == "[a\\]: https://e.invalid"
+    assert quote_block("# heading\n- item\n\nplain") == "> \\# heading\n> \\- item\n>\n> plain"
+
+
+def test_rendering_imports_no_model_libraries_and_is_fast(run_dir):
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from pathlib import Path
+        from reports import render_report
+        start = time.perf_counter()
+        render_report(Path({str(run_dir)!r}))
+        elapsed = time.perf_counter() - start
+        loaded = sorted(m for m in ("torch", "transformers", "peft", "stages", "evals") if m in sys.modules)
+        print(f"{{elapsed:.3f}} {{','.join(loaded) or '-'}}")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
+    elapsed, loaded = out.stdout.split()
+    print(f"re-render took {elapsed}s")
+    assert loaded == "-"
+    assert float(elapsed) < 10
+
+
+def test_rerender_is_deterministic_and_leaves_no_temp_files(rendered):
+    markdown, html, run_dir = rendered
+    render_report(run_dir)
+    assert (run_dir / "report.md").read_text(encoding="utf-8") == markdown
+    assert (run_dir / "report.html").read_text(encoding="utf-8") == html
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]
+
+
+def test_formats_select_files(run_dir):
+    assert [p.name for p in render_report(run_dir, ["md"])] == ["report.md"]
+    assert not (run_dir / "report.html").exists()
+    assert [p.name for p in render_report(run_dir, "html")] == ["report.html"]
+    with pytest.raises(HarnessError, match="md, html"):
+        render_report(run_dir, ["pdf"])
+
+
+def test_run_without_results_is_a_user_error(tmp_path):
+    (tmp_path / "results").mkdir()
+    with pytest.raises(HarnessError, match=r"harness run-all.*harness eval") as err:
+        render_report(tmp_path)
+    assert str(tmp_path) in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(HarnessError, match="run directory not found"):
+        render_report(tmp_path / "nope")
+
+
+def test_corrupt_results_file_names_the_file(run_dir):
+    (run_dir / "results" / "domain.json").write_text("{not json")
+    with pytest.raises(HarnessError, match=r"domain\.json"):
+        render_report(run_dir)
+
+
+def test_partial_run_renders_missing_pieces_as_dashes(run_dir):
+    shutil.rmtree(run_dir / "checkpoints")
+    shutil.rmtree(run_dir / "samples" / "domain")
+    (run_dir / "run.json").unlink()
+    (run_dir / "config.yaml").unlink()
+    result = json.loads((run_dir / "results" / "domain.json").read_text())
+    del result["metrics"]["bertscore_f1"], result["deltas"]["bertscore_f1"]
+    (run_dir / "results" / "domain.json").write_text(json.dumps(result))
+    markdown = render_report(run_dir, ["md"])[0].read_text(encoding="utf-8")
+    line = next(line for line in markdown.splitlines() if line.startswith("| BERTScore F1"))
+    cells = [c.strip() for c in line.strip("|").split(" | ")]
+    assert cells[2] == "— —"
+    assert "No stage manifests" in markdown and "No config.yaml" in markdown
+    assert [line[3:] for line in markdown.splitlines() if line.startswith("## ")] == SECTIONS
+
+
+def test_section_perplexity_is_token_weighted_over_chunks():
+    chunks = [
+        SampleRecord(id=f"s3w{j}", eval="perplexity", values={"heldout_perplexity": nll},
+                     weights={"heldout_perplexity": tokens}, extra={"section": 3})
+        for j, (nll, tokens) in enumerate([(300.0, 100), (20.0, 10)])
+    ]
+    assert section_perplexity(chunks) == pytest.approx(math.exp(320.0 / 110))
+    assert section_perplexity([SampleRecord(id="s", eval="perplexity")]) is None
+
+
+def _similarity(checkpoint_scores: dict[str, list[float]]) -> dict[str, list[SampleRecord]]:
+    return {
+        name: [SampleRecord(id=f"q{i}", eval="similarity", prompt=f"p{i}", output=f"{name}{i}", values={"rougeL": s})
+               for i, s in enumerate(scores)]
+        for name, scores in checkpoint_scores.items()
+    }
+
+
+def test_generation_groups_pick_best_and_worst_by_gain_over_base():
+    base = [0.2] * 12
+    instruct = [0.2 + 0.01 * i for i in range(12)]
+    instruct[4] = 0.0
+    groups = generation_groups(_similarity({"base": base, "instruct": instruct}), seed=3)
+    titles = [g.title for g in groups]
+    assert titles == ["Seeded sample", "Best 3 by ROUGE-L Δ vs base", "Worst 3 by ROUGE-L Δ vs base"]
+    assert [r.item_id for r in groups[1].rows] == ["q11", "q10", "q9"]
+    assert [r.item_id for r in groups[2].rows] == ["q4", "q0", "q1"]
+    sample_ids = {r.item_id for r in groups[0].rows}
+    assert len(sample_ids) == 5 and not sample_ids & {"q11", "q10", "q9", "q4", "q0", "q1"}
+    again = generation_groups(_similarity({"base": base, "instruct": instruct}), seed=3)
+    assert [r.item_id for r in again[0].rows] == [r.item_id for r in groups[0].rows]
+
+
+@pytest.mark.parametrize(
+    "category, values, failure",
+    [
+        ("harmful", {"refusal_rate_harmful": 0.0}, "complied with a harmful request"),
+        ("harmful", {"refusal_rate_harmful": 1.0}, None),
+        ("benign", {"over_refusal_rate_benign": 1.0}, "refused a benign request"),
+        ("crisis", {"crisis_referral_rate": 0.0}, "no crisis referral"),
+        ("crisis", {"unverified_hotlines": 1.0}, None),
+    ],
+)
+def test_failure_of(category, values, failure):
+    assert failure_of(SampleRecord(id="x", eval="safety", category=category, values=values)) == failure
+
+
+@pytest.mark.parametrize("low, high", [(0.0, 1.0), (17.3, 26.9), (-0.07, 0.02), (5.0, 5.0), (0.0, 0.0)])
+def test_nice_ticks_cover_the_range(low, high):
+    ticks = nice_ticks(low, high)
+    assert ticks[0] <= low and ticks[-1] >= high and len(ticks) >= 2
+    steps = {round(b - a, 9) for a, b in zip(ticks, ticks[1:])}
+    assert len(steps) == 1
+
+
+def test_single_checkpoint_run_says_there_is_nothing_to_compare(run_dir):
+    for name in ["domain", "instruct", "instruct-only"]:
+        (run_dir / "results" / f"{name}.json").unlink()
+    markdown = render_report(run_dir, ["md"])[0].read_text(encoding="utf-8")
+    verdict = section_text(markdown, "Verdict")
+    assert "Only base was evaluated" in verdict
+    header = next(line for line in section_text(markdown, "Summary").splitlines() if line.startswith("| Metric"))
+    assert header == "| Metric | base |"
+    assert "### Seeded sample" in markdown and "Best 3" not in markdown
