@@ -14,6 +14,7 @@ from typing import Annotated, Callable, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from harness.config import HarnessConfig, load_config
 from harness.console import console, quiet_libraries, safe_text
@@ -220,6 +221,23 @@ def _inspect_tables(report: dict) -> None:
     for section in ("domain", "counseling", "safety"):
         table = Table(title=section, show_header=False)
         for key, value in report.get(section, {}).items():
-            table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+            if key != "section_list":
+                table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
         console.print(table)
+        if section == "domain":
+            _sections_table(report.get("domain", {}).get("section_list", []))
+
+
+def _sections_table(sections: list[dict]) -> None:
+    """One row per domain section; titles come from the PDF, so they are shown as plain text, not markup."""
+    table = Table(title="domain sections")
+    table.add_column("index", justify="right")
+    table.add_column("title")
+    table.add_column("first page", justify="right")
+    table.add_column("chars", justify="right")
+    table.add_column("split")
+    for section in sections:
+        title = Text(safe_text(section["title"]))
+        table.add_row(str(section["index"]), title, str(section["first_page"]), str(section["chars"]), section["split"])
+    console.print(table)
 

@@ -2,7 +2,9 @@
 
 The split groups rows by question: counsel-chat answers most questions several times, and a random
 row split would put the same question on both sides, so the "held-out" responses would be
-memorised prompts. The question key is the prompt's words, case-folded, punctuation ignored.
+memorised prompts. The question key is the prompt's words, case-folded, punctuation ignored. Where the
+source has its own question ids (`id_column`), rows sharing an id are grouped too: counsel-chat reuses
+some ids for two different texts and files some identical texts under two ids, so neither alone is enough.
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ _PRESET_HINT = (
 class Conversation:
     id: str
     question_id: str
-    """Shared by every answer to the same question; the unit of the train/test split."""
+    """Shared by every answer to the same question text (a hash of `question_key`)."""
     prompt: str
     response: str
+    source_question_id: str = ""
+    """The source's own question id (`id_column`); empty where the source has none."""
 
 
 @dataclass
@@ -42,6 +46,8 @@ class CounselingData:
     rows_raw: int
     distinct_questions_raw: int
     """Distinct question keys among the raw rows, before deduplication."""
+    distinct_question_ids_raw: int | None
+    """Distinct values of the source's id column among the raw rows; None when it has no id column."""
     rows_after_dedup: int
     train: list[Conversation]
     test: list[Conversation]
@@ -85,22 +91,51 @@ def deduplicate(conversations: list[Conversation]) -> list[Conversation]:
     return kept
 
 
-def group_split_by_question(
-    conversations: list[Conversation], test_fraction: float, seed: int
-) -> tuple[list[Conversation], list[Conversation]]:
-    """(train, test) with `test_fraction` of the distinct questions, chosen by a seeded shuffle, in test.
+def question_groups(conversations: list[Conversation]) -> dict[str, str]:
+    """question_id -> its group, named by the group's smallest question_id.
 
-    Every answer to a question lands on the same side; both sides get at least one question; rows keep
-    their input order.
+    Two questions are in one group when they share a text or a source question id, directly or through
+    other questions (union-find over both links); without source ids every question is its own group.
     """
-    questions = sorted({conv.question_id for conv in conversations})
-    if len(questions) < 2:
-        raise HarnessError(f"counseling data has {len(questions)} distinct question(s); a train/test split needs at least 2")
-    random.Random(seed).shuffle(questions)
-    n_test = min(max(round(test_fraction * len(questions)), 1), len(questions) - 1)
-    test_ids = set(questions[:n_test])
-    train = [conv for conv in conversations if conv.question_id not in test_ids]
-    test = [conv for conv in conversations if conv.question_id in test_ids]
+    parent: dict[str, str] = {}
+
+    def root(node: str) -> str:
+        while parent.setdefault(node, node) != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for conv in conversations:
+        text_root = root(f"text:{conv.question_id}")
+        if conv.source_question_id:
+            parent[root(f"id:{conv.source_question_id}")] = text_root
+    members: dict[str, list[str]] = {}
+    for qid in {conv.question_id for conv in conversations}:
+        members.setdefault(root(f"text:{qid}"), []).append(qid)
+    return {qid: min(group) for group in members.values() for qid in group}
+
+
+def group_split_by_question(
+    conversations: list[Conversation], test_fraction: float, seed: int, group_of: dict[str, str] | None = None
+) -> tuple[list[Conversation], list[Conversation]]:
+    """(train, test) with `test_fraction` of the question groups, chosen by a seeded shuffle, in test.
+
+    `group_of` maps question_id -> group (default: `question_groups(conversations)`); pass the groups of
+    the rows before deduplication, whose dropped duplicates may be the only link between two ids.
+    Every answer to a question, and to any question sharing its source id, lands on the same side; both
+    sides get at least one group; rows keep their input order.
+    """
+    group_of = question_groups(conversations) if group_of is None else group_of
+    groups = sorted(set(group_of.values()))
+    if len(groups) < 2:
+        raise HarnessError(
+            f"counseling data has {len(groups)} distinct question group(s); a train/test split needs at least 2"
+        )
+    random.Random(seed).shuffle(groups)
+    n_test = min(max(round(test_fraction * len(groups)), 1), len(groups) - 1)
+    test_groups = set(groups[:n_test])
+    train = [conv for conv in conversations if group_of[conv.question_id] not in test_groups]
+    test = [conv for conv in conversations if group_of[conv.question_id] in test_groups]
     return train, test
 
 
@@ -211,14 +246,14 @@ def _check_columns(rows: list[dict[str, Any]], cfg: CounselingDataConfig, source
     columns = cfg.columns()
     found = list(rows[0].keys()) if rows else []
     required = [columns["prompt_column"], columns["response_column"]]
-    if cfg.title_column:
-        required.append(cfg.title_column)
+    required += [name for name in (cfg.title_column, cfg.id_column) if name]
     missing = [name for name in required if name not in found]
     if missing:
         shown = ", ".join(map(str, found)) or "(none)"
         raise HarnessError(f"{source}: column(s) {', '.join(map(str, missing))} not found (columns: {shown}); {_PRESET_HINT}")
-    if columns["title_column"] not in found:
-        columns["title_column"] = None
+    for optional in ("title_column", "id_column"):
+        if columns[optional] not in found:
+            columns[optional] = None
     return columns
 
 
@@ -228,26 +263,30 @@ def load_counseling(cfg: CounselingDataConfig, seed: int) -> CounselingData:
     if not rows:
         raise HarnessError(f"{cfg.path}: no rows; point data.counseling.path at a file with conversations")
     columns = _check_columns(rows, cfg, cfg.path)
+    id_column = columns["id_column"]
     conversations: list[Conversation] = []
     for row in rows:
         title = _cell(row.get(columns["title_column"])) if columns["title_column"] else ""
         prompt = build_prompt(_cell(row.get(columns["prompt_column"])), title)
         response = _cell(row.get(columns["response_column"])).strip()
+        source_id = _cell(row.get(id_column)).strip() if id_column else ""
         if prompt and response:
             conv_id = sha256_texts(normalize_whitespace(prompt), normalize_whitespace(response))[:12]
-            conversations.append(Conversation(conv_id, question_id(prompt), prompt, response))
+            conversations.append(Conversation(conv_id, question_id(prompt), prompt, response, source_id))
     if not conversations:
         raise HarnessError(
             f"{cfg.path}: every row has an empty prompt or response; check the column mapping ({_PRESET_HINT})"
         )
     distinct_questions = len({conv.question_id for conv in conversations})
+    distinct_ids = len({conv.source_question_id for conv in conversations} - {""}) if id_column else None
     unique = deduplicate(conversations)
-    train, test = group_split_by_question(unique, cfg.test_fraction, seed)
+    train, test = group_split_by_question(unique, cfg.test_fraction, seed, question_groups(conversations))
     return CounselingData(
         source=cfg.path,
         sha256=digest,
         rows_raw=len(rows),
         distinct_questions_raw=distinct_questions,
+        distinct_question_ids_raw=distinct_ids,
         rows_after_dedup=len(unique),
         train=sample_rows(train, cfg.max_train_examples, seed),
         test=sample_rows(test, cfg.max_test_examples, seed),

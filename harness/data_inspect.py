@@ -119,6 +119,7 @@ def _counseling_summary(data: CounselingData) -> dict[str, Any]:
         "split_fingerprint": data.split_fingerprint(),
         "rows_raw": data.rows_raw,
         "distinct_questions_raw": data.distinct_questions_raw,
+        "distinct_question_ids_raw": data.distinct_question_ids_raw,
         "rows_after_dedup": data.rows_after_dedup,
         "train_rows": len(data.train),
         "test_rows": len(data.test),

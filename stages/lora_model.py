@@ -14,19 +14,20 @@ from harness.errors import HarnessError
 from harness.models import load_causal_lm
 
 
-def linear_layer_names(model: Any) -> list[str]:
-    """Unique leaf names of the model's linear layers (`q_proj`, ..., `down_proj`), the valid LoRA targets."""
+def _linear_modules(model: Any) -> list[str]:
     import torch
 
-    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear) and name}
-    return sorted(names)
+    return [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear) and name]
+
+
+def linear_layer_names(model: Any) -> list[str]:
+    """Unique leaf names of the model's linear layers (`q_proj`, ..., `down_proj`), the valid LoRA targets."""
+    return sorted({name.rsplit(".", 1)[-1] for name in _linear_modules(model)})
 
 
 def check_target_modules(model: Any, lora: LoraSettings) -> None:
     """Fail before training when a LoRA target (a layer name or a dotted suffix of one) matches no linear layer."""
-    import torch
-
-    linear = [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear) and name]
+    linear = _linear_modules(model)
     missing = [target for target in lora.target_modules if not any(n == target or n.endswith(f".{target}") for n in linear)]
     if missing:
         raise HarnessError(

@@ -86,6 +86,7 @@ def test_column_preset_switch_by_override(tmp_path):
         "prompt_column": "questionText",
         "response_column": "answerText",
         "title_column": "questionTitle",
+        "id_column": "questionID",
     }
 
 

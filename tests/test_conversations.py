@@ -16,6 +16,7 @@ from harness.conversations import (
     deduplicate,
     group_split_by_question,
     load_counseling,
+    question_groups,
     question_id,
     question_key,
     sample_rows,
@@ -32,8 +33,8 @@ def _config(path: Path | str, **keys) -> CounselingDataConfig:
     return CounselingDataConfig(path=str(path), **keys)
 
 
-def _conv(prompt: str, response: str) -> Conversation:
-    return Conversation(f"{prompt}|{response}", question_id(prompt), prompt, response)
+def _conv(prompt: str, response: str, source_id: str = "") -> Conversation:
+    return Conversation(f"{prompt}|{response}", question_id(prompt), prompt, response, source_id)
 
 
 def test_question_key_ignores_case_spacing_and_punctuation():
@@ -62,6 +63,48 @@ def test_group_split_keeps_each_question_on_one_side_and_is_seeded():
     again = group_split_by_question(rows, 0.2, seed=7)
     assert again == (train, test)
     assert group_split_by_question(rows, 0.2, seed=8)[1] != test
+
+
+def test_question_groups_link_texts_through_shared_source_ids():
+    rows = [
+        _conv("Why am I sad?", "a", "1"),
+        _conv("Why can I not sleep?", "b", "1"),  # id 1 reused for a second text
+        _conv("Why can I not sleep?", "c", "2"),  # the same text filed again under id 2
+        _conv("What is panic?", "d", "2"),
+        _conv("Is grief normal?", "e", "3"),
+        _conv("How do I calm down?", "f"),
+    ]
+    group_of = question_groups(rows)
+    linked = {question_id(p) for p in ("Why am I sad?", "Why can I not sleep?", "What is panic?")}
+    assert {group_of[q] for q in linked} == {min(linked)}
+    assert len(set(group_of.values())) == 3
+    assert question_groups([_conv(r.prompt, r.response) for r in rows]) == {r.question_id: r.question_id for r in rows}
+
+
+def test_group_split_keeps_shared_texts_and_shared_ids_on_one_side():
+    rows = [_conv(f"Question {q}?", f"Answer {q}", f"id{q // 2}") for q in range(40)]
+    rows += [_conv(f"Question {q}?", f"Second answer {q}", f"id{100 + q}") for q in range(0, 40, 4)]
+    for seed in range(5):
+        train, test = group_split_by_question(rows, 0.25, seed)
+        assert {c.question_id for c in train}.isdisjoint({c.question_id for c in test})
+        assert {c.source_question_id for c in train}.isdisjoint({c.source_question_id for c in test})
+        assert len({c.source_question_id for c in test} & {f"id{i}" for i in range(20)}) == 5  # 20 groups, a quarter
+
+
+def test_split_uses_links_from_rows_that_dedup_drops(tmp_path):
+    rows = [
+        {"questionText": "How do I stop worrying?", "answerText": "Write it down.", "questionID": "7"},
+        {"questionText": "How do I stop worrying?", "answerText": "Write it down.", "questionID": "8"},  # dropped
+        {"questionText": "Why do I worry at night?", "answerText": "Keep a routine.", "questionID": "8"},
+    ]
+    rows += [{"questionText": f"Filler question {i}?", "answerText": f"Answer {i}.", "questionID": f"f{i}"} for i in range(6)]
+    path = tmp_path / "chat.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    for seed in range(8):
+        data = load_counseling(_config(path, preset="counsel_chat", test_fraction=0.5), seed)
+        assert data.rows_after_dedup == 8 and data.distinct_question_ids_raw == 8
+        sides = {c.prompt: side for side, part in (("train", data.train), ("test", data.test)) for c in part}
+        assert sides["How do I stop worrying?"] == sides["Why do I worry at night?"]
 
 
 def test_group_split_needs_two_questions():
@@ -133,6 +176,7 @@ def test_csv_with_embedded_newlines_and_titles(tmp_path):
     prompts = {c.prompt for c in data.train + data.test}
     assert prompts == {"Cannot sleep\n\nI lie awake.\nEvery night.", "Lonely\n\nI feel alone."}
     assert data.distinct_questions_raw == 2
+    assert data.distinct_question_ids_raw is None  # the preset's questionID column is absent from this file
 
 
 def test_json_list_of_objects(tmp_path):
@@ -167,6 +211,13 @@ def test_explicit_title_column_must_exist(tmp_path):
         load_counseling(_config(path, title_column="Title"), seed=0)
 
 
+def test_explicit_id_column_must_exist(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in ROWS))
+    with pytest.raises(HarnessError, match="QuestionId not found"):
+        load_counseling(_config(path, id_column="QuestionId"), seed=0)
+
+
 def test_empty_after_filtering(tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_text("\n".join(json.dumps({"Context": c, "Response": r}) for c, r in [("", "x"), ("q?", "  "), ("  ", "")]))
@@ -188,15 +239,38 @@ def test_hub_id_without_network_asks_for_a_local_file(monkeypatch):
         load_counseling(_config("someone/no-such-counseling-dataset"), seed=0)
 
 
+def _components(frame: pd.DataFrame, keys: pd.Series) -> pd.Series:
+    """Per row, the smallest questionID reachable through shared question texts or shared ids."""
+    label = frame["questionID"]
+    while True:
+        spread = label.groupby(keys).transform("min").groupby(frame["questionID"]).transform("min")
+        if spread.equals(label):
+            return label
+        label = spread
+
+
 def test_counsel_chat_counts(shared_data):
-    data = load_counseling(_config(shared_data / "counseling" / "counsel_chat.csv", preset="counsel_chat"), seed=0)
-    frame = pd.read_csv(shared_data / "counseling" / "counsel_chat.csv")
+    path = shared_data / "counseling" / "counsel_chat.csv"
+    data = load_counseling(_config(path, preset="counsel_chat"), seed=0)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    keys = (frame["questionTitle"] + " " + frame["questionText"]).map(question_key)
     assert data.rows_raw == len(frame) == 2129
-    expected_questions = (frame["questionTitle"].fillna("") + " " + frame["questionText"].fillna("")).map(question_key).nunique()
-    assert data.distinct_questions_raw == expected_questions
-    assert frame["questionID"].nunique() == 815  # the upstream id column; it merges and splits some questions
+    assert data.distinct_question_ids_raw == frame["questionID"].nunique() == 815
+    assert data.distinct_questions_raw == keys.nunique()
     assert data.rows_after_dedup < data.rows_raw
-    train_q, test_q = {c.question_id for c in data.train}, {c.question_id for c in data.test}
-    assert train_q.isdisjoint(test_q)
     assert {question_key(c.prompt) for c in data.train}.isdisjoint({question_key(c.prompt) for c in data.test})
-    assert len(test_q) == round(0.1 * data.distinct_questions_raw)
+    assert {c.source_question_id for c in data.train}.isdisjoint({c.source_question_id for c in data.test})
+
+    frame["component"] = _components(frame, keys)
+    frame["answer"], frame["text_key"] = frame["answerText"].str.strip(), frame["questionText"].map(question_key)
+    rows_by_answer = {answer: rows for answer, rows in frame.groupby("answer")}
+
+    def file_rows(conv: Conversation) -> pd.DataFrame:
+        rows = rows_by_answer[conv.response]
+        return rows[[question_key(conv.prompt).endswith(key) for key in rows["text_key"]]]
+
+    train_rows = pd.concat([file_rows(c) for c in data.train])
+    test_rows = pd.concat([file_rows(c) for c in data.test])
+    assert set(train_rows["questionID"]).isdisjoint(test_rows["questionID"])  # ids as the file has them, duplicates too
+    assert set(train_rows["component"]).isdisjoint(test_rows["component"])
+    assert test_rows["component"].nunique() == round(0.1 * frame["component"].nunique())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from harness.config import load_config
@@ -69,6 +70,7 @@ def test_inspect_sample_config(write_config, tiny_tokenizer):
     assert counseling["rows_raw"] == 40 and counseling["rows_after_dedup"] == 38
     assert counseling["train_rows"] + counseling["test_rows"] == 38
     assert counseling["train_questions"] + counseling["test_questions"] == counseling["distinct_questions_raw"]
+    assert counseling["distinct_question_ids_raw"] is None  # the amod preset has no id column
     assert counseling["question_overlap"] == 0.0 and counseling["max_question_overlap"] == 0.0
     assert domain["max_ngram_overlap"] == config.data.domain.max_ngram_overlap
     assert sum(report["safety"]["counts"].values()) == report["safety"]["total"]
@@ -90,3 +92,14 @@ def test_inspect_flags_a_document_that_repeats_itself(tmp_path, make_pdf, write_
     report = inspect_data(config, tiny_tokenizer)
     assert report["domain"]["heldout_ngram_overlap"] > 0.5
     assert len(report["failures"]) == 1 and report["failures"][0].startswith("domain:")
+
+
+def test_inspect_counsel_chat_reports_ids_and_texts(shared_data, write_config, tiny_tokenizer):
+    csv = shared_data / "counseling" / "counsel_chat.csv"
+    config = load_config(write_config(counseling={"path": str(csv), "preset": "counsel_chat"}))
+    counseling = inspect_data(config, tiny_tokenizer)["counseling"]
+    frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    assert counseling["rows_raw"] == len(frame)
+    assert counseling["distinct_question_ids_raw"] == frame["questionID"].nunique() == 815
+    assert counseling["distinct_questions_raw"] > counseling["distinct_question_ids_raw"]
+    assert counseling["question_overlap"] == 0.0

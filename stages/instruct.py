@@ -1,0 +1,79 @@
+"""Instruction tuning: LoRA SFT on counseling conversations, loss on the assistant reply only.
+
+TRL's `SFTTrainer` receives conversations already tokenized with their label mask (see
+`stages.sft_examples`): it keeps a `labels` column as given, so the mask that trains is the one the
+tests check, whatever the chat template's support for assistant-token masks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.config import HarnessConfig
+from harness.console import console
+from harness.conversations import Conversation
+from harness.manifest import Manifest
+from stages.batching import PadCollator, TokenizedExample
+from stages.sft_examples import sft_examples
+from stages.training import StageData, run_lora_stage
+
+
+def make_sft_trainer(
+    model: Any,
+    tokenizer: Any,
+    train: list[TokenizedExample],
+    arguments: dict[str, Any],
+    collator: PadCollator,
+    callbacks: list[Any],
+    max_length: int,
+) -> Any:
+    """An `SFTTrainer` over pre-tokenized examples (ids + labels); no packing, no re-tokenization."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    return SFTTrainer(
+        model=model,
+        args=SFTConfig(**arguments, max_length=max_length, packing=False, padding_free=False, dataset_num_proc=None),
+        train_dataset=Dataset.from_list([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in train]),
+        data_collator=collator,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+
+
+def train_instruct(
+    config: HarnessConfig,
+    *,
+    start_ref: str,
+    tokenizer: Any,
+    train: list[Conversation],
+    test: list[Conversation],
+    out_dir: Path,
+    manifest_fields: dict,
+) -> Manifest:
+    """Train the instruction adapter on `start_ref`; write adapter, tokenizer and manifest into `out_dir`."""
+    settings = config.training.instruct
+    system_prompt = config.data.counseling.system_prompt
+    train_examples = sft_examples(tokenizer, train, system_prompt, settings.max_length, split="train")
+    test_examples = sft_examples(tokenizer, test, system_prompt, settings.max_length, split="test")
+    dropped = len(train) + len(test) - len(train_examples) - len(test_examples)
+    if dropped:
+        console.print(
+            f"[yellow]instruct: {dropped} conversation(s) left out: their prompt alone fills "
+            f"training.instruct.max_length={settings.max_length} tokens[/yellow]"
+        )
+
+    def make_trainer(model: Any, arguments: dict[str, Any], collator: PadCollator, callbacks: list[Any]) -> Any:
+        return make_sft_trainer(model, tokenizer, train_examples, arguments, collator, callbacks, settings.max_length)
+
+    return run_lora_stage(
+        config,
+        settings,
+        StageData("instruct", train_examples, test_examples, unit="conversation"),
+        start_ref=start_ref,
+        tokenizer=tokenizer,
+        out_dir=Path(out_dir),
+        manifest_fields=manifest_fields,
+        make_trainer=make_trainer,
+    )

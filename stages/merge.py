@@ -1,0 +1,49 @@
+"""Merging a parent stage's adapter into full-precision weights, the start model of the child stage.
+
+The merge happens in fp32 and is saved as a plain safetensors model; the child stage then loads that
+in 8-bit. Merging into int8 weights instead would round the adapter's small updates away.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.atomic import atomic_directory
+from harness.config import ModelConfig
+from harness.errors import HarnessError
+from harness.manifest import MANIFEST_NAME, Manifest
+from harness.models import load_causal_lm, load_tokenizer, weights_fingerprint
+
+
+def _check_same_base(base_ref: str, adapter_dir: Path, model_cfg: ModelConfig) -> None:
+    if not (adapter_dir / MANIFEST_NAME).is_file():
+        return
+    manifest = Manifest.load(adapter_dir)
+    if manifest.parent is not None:
+        raise HarnessError(
+            f"{adapter_dir}: this adapter was trained on the merged `{manifest.parent}` model, not on {base_ref}; "
+            f"merge it into that model instead"
+        )
+    found = weights_fingerprint(base_ref, model_cfg.revision)
+    if found != manifest.base_fingerprint:
+        raise HarnessError(
+            f"{adapter_dir}: adapter was trained on base weights {manifest.base_fingerprint}, but {base_ref} has "
+            f"{found}; use the base model it was trained on"
+        )
+
+
+def merge_parent_adapter(base_ref: str, adapter_dir: Path, out_dir: Path, model_cfg: ModelConfig) -> Path:
+    """Load `base_ref` in fp32, apply the adapter, merge it, and save model + tokenizer into `out_dir` atomically."""
+    from peft import PeftModel
+
+    adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise HarnessError(f"{adapter_dir}: no adapter_config.json; point at a checkpoint directory with a PEFT adapter")
+    _check_same_base(base_ref, adapter_dir, model_cfg)
+    model = load_causal_lm(base_ref, model_cfg, load_in_8bit=False)
+    merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+    tokenizer = load_tokenizer(base_ref, model_cfg)
+    with atomic_directory(out_dir) as tmp:
+        merged.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+    return out_dir
