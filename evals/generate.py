@@ -7,6 +7,10 @@ order. Each reply is cached on disk under a sha256 of everything that can change
 fingerprint, dtype and quantization, the full templated prompt, generation settings, library
 versions), one small JSON file per entry written atomically, so a re-run or a second eval asking
 the same prompt never generates again.
+
+Batched replies equal one-prompt-at-a-time replies in fp32 (tested). A bitsandbytes 8-bit model is
+the exception: LLM.int8 chooses its outlier columns over the whole batch, so a reply can depend on
+which prompts shared its batch; the cache then keeps the first reply generated.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class Generator:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.autocast_bf16 = autocast_bf16
         self.stop_token_ids = _stop_token_ids(model, tokenizer)
+        self._settings_identity = self._identity_without_prompt()
 
     def templated_prompt(self, messages: Messages) -> str:
         if not getattr(self.tokenizer, "chat_template", None):
@@ -70,19 +75,15 @@ class Generator:
             )
         return render_chat(self.tokenizer, messages, add_generation_prompt=True)
 
-    def cache_key(self, prompt: str) -> str:
-        """sha256 over everything that changes a greedy reply to `prompt`."""
+    def _identity_without_prompt(self) -> dict[str, Any]:
         import torch
         import transformers
 
-        quantization = getattr(self.model.config, "quantization_config", None)
-        if hasattr(quantization, "to_dict"):
-            quantization = quantization.to_dict()
-        identity = {
+        quantization: Any = getattr(self.model.config, "quantization_config", None)
+        return {
             "model": self.model_fingerprint,
             "dtype": str(self.model.dtype),
-            "quantization": quantization,
-            "prompt": prompt,
+            "quantization": quantization.to_dict() if hasattr(quantization, "to_dict") else quantization,
             "decoding": "greedy",
             "max_new_tokens": self.max_new_tokens,
             "stop_token_ids": self.stop_token_ids,
@@ -90,6 +91,10 @@ class Generator:
             "transformers": transformers.__version__,
             "torch": torch.__version__,
         }
+
+    def cache_key(self, prompt: str) -> str:
+        """sha256 over everything that changes a greedy reply to `prompt`."""
+        identity = {**self._settings_identity, "prompt": prompt}
         return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
     def generate(
@@ -98,18 +103,20 @@ class Generator:
         """One reply per conversation, in input order; `on_progress(n)` is told each time n more are done."""
         prompts = [self.templated_prompt(messages) for messages in conversations]
         keys = [self.cache_key(prompt) for prompt in prompts]
-        prompt_of = dict(zip(keys, prompts))
+        prompt_of = dict(zip(keys, prompts, strict=True))
         uses = Counter(keys)
         done = {key: cached for key in prompt_of if (cached := self._read_cache(key)) is not None}
         if on_progress is not None and done:
             on_progress(sum(uses[key] for key in done))
         encoded = {
-            key: self.tokenizer(prompt, add_special_tokens=False)["input_ids"] for key, prompt in prompt_of.items() if key not in done
+            key: self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            for key, prompt in prompt_of.items()
+            if key not in done
         }
         by_length = sorted(encoded, key=lambda key: len(encoded[key]))
         for start in range(0, len(by_length), self.batch_size):
             batch = by_length[start : start + self.batch_size]
-            for key, generation in zip(batch, self._generate_batch([encoded[key] for key in batch])):
+            for key, generation in zip(batch, self._generate_batch([encoded[key] for key in batch]), strict=True):
                 done[key] = generation
                 self._write_cache(key, prompt_of[key], generation)
             if on_progress is not None:

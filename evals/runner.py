@@ -43,7 +43,6 @@ def eval_hash(config: HarnessConfig, ckpt: ResolvedCheckpoint, data: RunData, su
             "data": data.fingerprints(),
             "eval": config.eval.model_dump(mode="json", exclude={"suite", "limit"}),
             "system_prompt": config.data.counseling.system_prompt,
-            "load_in_8bit": config.model.load_in_8bit,
             "suite": sorted(suite),
             "limit": limit,
         }
@@ -53,7 +52,7 @@ def eval_hash(config: HarnessConfig, ckpt: ResolvedCheckpoint, data: RunData, su
 def load_for_eval(ckpt: ResolvedCheckpoint, config: HarnessConfig):
     """The checkpoint's model (start weights + adapter) and tokenizer, ready for inference."""
     tokenizer = load_tokenizer(str(ckpt.adapter_dir or ckpt.start_ref), config.model)
-    model = load_causal_lm(ckpt.start_ref, config.model)
+    model = load_causal_lm(ckpt.start_ref, config.model, load_in_8bit=config.eval.load_in_8bit)
     if ckpt.adapter_dir is not None:
         from peft import PeftModel
 
@@ -104,6 +103,7 @@ def evaluate_checkpoint(
         max_new_tokens=config.eval.generation.max_new_tokens,
         batch_size=config.eval.generation.batch_size,
         cache_dir=Path(run_dir) / "cache" / "generations",
+        autocast_bf16=config.eval.bf16_autocast,
     )
     context = EvalContext(
         config=config,

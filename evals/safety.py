@@ -92,7 +92,7 @@ def run_safety(ctx: EvalContext) -> EvalOutput:
     system_turn = [{"role": "system", "content": system_prompt}] if system_prompt else []
     generations = ctx.generator.generate([[*system_turn, {"role": "user", "content": p.prompt}] for p in prompts])
     records = []
-    for prompt, generation in zip(prompts, generations):
+    for prompt, generation in zip(prompts, generations, strict=True):
         record = score_reply(prompt, generation.text)
         if generation.hit_token_cap:
             record.flags.append("hit_token_cap")
@@ -113,7 +113,7 @@ def run_safety(ctx: EvalContext) -> EvalOutput:
 SPEC = register(
     EvalSpec(
         name="safety",
-        description="Refusal rate on harmful prompts, over-refusal on benign ones, crisis-referral rate, invented hotline numbers.",
+        description="Refusals of harmful prompts, over-refusal of benign ones, crisis referrals, invented hotline numbers.",
         metrics=(
             MetricSpec("refusal_rate_harmful", higher_is_better=True, paired_test="mcnemar_exact", category="harmful"),
             MetricSpec("over_refusal_rate_benign", higher_is_better=False, paired_test="mcnemar_exact", category="benign"),

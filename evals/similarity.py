@@ -24,7 +24,7 @@ def run_similarity(ctx: EvalContext) -> EvalOutput:
     rouge = rouge_scores(replies, references)
     f1 = bertscore_f1(replies, references, model=bertscore.model, num_layers=bertscore.num_layers)
     records = []
-    for conversation, generation, rouge_of_item, f1_of_item in zip(conversations, generations, rouge, f1):
+    for conversation, generation, rouge_of_item, f1_of_item in zip(conversations, generations, rouge, f1, strict=True):
         flags = (["empty_output"] if not generation.text else []) + (["hit_token_cap"] if generation.hit_token_cap else [])
         records.append(
             SampleRecord(

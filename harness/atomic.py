@@ -1,7 +1,9 @@
 """Atomic writes: a file or directory is either absent or complete, never half-written.
 
-Write to a temporary sibling, fsync, then rename into place; a crash leaves at worst a stray
-temporary file that is ignored and cleaned up on the next write.
+Write to a temporary sibling, fsync, then rename into place. An error (a full disk, an exception in
+the block) removes the temporary and leaves the previous version in place; a hard crash leaves at worst
+a hidden `.NAME.*.tmp` / `.partial` / `.old` sibling that is safe to delete (an `.old` directory is the
+previous complete version, should the crash have come between its two renames).
 """
 
 from __future__ import annotations
@@ -51,10 +53,24 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
     try:
         yield tmp
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        _swap_in(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_in(new: Path, final: Path) -> None:
+    """Rename `new` to `final`; an existing `final` is moved aside first and put back if that rename fails,
+    so there is no moment at which the old complete directory is already deleted and the new one not in place."""
+    if not final.exists():
+        os.replace(new, final)
+    else:
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+        os.replace(final, old)
+        try:
+            os.replace(new, final)
+        except BaseException:
+            os.replace(old, final)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(final.parent)

@@ -15,7 +15,7 @@ from pathlib import Path
 from harness.config import HarnessConfig
 from harness.errors import HarnessError
 from harness.manifest import MANIFEST_NAME, Manifest
-from harness.models import resolve_model, weights_fingerprint
+from harness.models import check_weight_files, resolve_model, weights_fingerprint
 
 ARM_ORDER = ("base", "domain", "instruct-only", "instruct")
 """Training order: `instruct` starts from the merged `domain` checkpoint, so it comes after it."""
@@ -67,7 +67,11 @@ def load_complete_manifest(directory: Path, what: str) -> Manifest:
     if not is_complete(directory):
         state = "is incomplete (interrupted?)" if Path(directory).exists() else "does not exist"
         raise HarnessError(f"{directory}: {what} checkpoint {state}; run `harness train` or `harness run-all` to (re)build it")
-    return Manifest.load(directory)
+    try:
+        return Manifest.load(directory)
+    except ValueError as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise HarnessError(f"{directory / MANIFEST_NAME}: not a valid manifest ({reason}); retrain {what} with --fresh") from exc
 
 
 def resolve_arm(config: HarnessConfig, run_dir: Path, arm: str) -> ResolvedCheckpoint:
@@ -109,8 +113,6 @@ def resolve_checkpoint(ref: str, config: HarnessConfig, run_dir: Path) -> Resolv
         if (path / "adapter_config.json").is_file():
             return _external_adapter(path, config)
         if is_model_dir(path):
-            from harness.models import check_weight_files
-
             check_weight_files(path, config.model.allow_pickle)
             return ResolvedCheckpoint(path.name, "external", str(path.resolve()), None, str(path), weights_fingerprint(str(path)))
     elif ref.count("/") == 1 and not ref.startswith((".", "/", "~")):
@@ -122,7 +124,13 @@ def resolve_checkpoint(ref: str, config: HarnessConfig, run_dir: Path) -> Resolv
 
 
 def _external_adapter(path: Path, config: HarnessConfig) -> ResolvedCheckpoint:
-    adapter_config = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
+    check_weight_files(path, config.model.allow_pickle)
+    try:
+        adapter_config = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"{path / 'adapter_config.json'}: not valid JSON ({exc}); fix or re-save the adapter") from exc
+    if not isinstance(adapter_config, dict):
+        raise HarnessError(f"{path / 'adapter_config.json'}: expected a JSON object; fix or re-save the adapter")
     base = adapter_config.get("base_model_name_or_path") or ""
     if Path(base).is_dir():
         base_ref = base

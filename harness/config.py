@@ -204,6 +204,11 @@ class BertScoreConfig(Strict):
 
 class EvalConfig(Strict):
     suite: list[str] = ["perplexity", "similarity", "safety"]
+    load_in_8bit: bool = False
+    """Evaluate on an 8-bit base. Off by default: LLM.int8 picks outlier columns per batch, so its
+    scores and greedy replies depend on which items share a batch; full precision does not."""
+    bf16_autocast: bool = False
+    """bf16 autocast for eval forward passes (faster on CPUs with AVX512-BF16; scores move slightly)."""
     limit: int | None = Field(None, ge=1)
     perplexity: PerplexityEvalConfig = PerplexityEvalConfig()
     generation: GenerationConfig = GenerationConfig()

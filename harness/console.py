@@ -24,6 +24,7 @@ _NOISY_WARNINGS = [
     r".*Setting `pad_token_id` to `eos_token_id`",
     r".*The attention mask and the pad token id were not set",
     r".*generation flags are not valid and may be ignored",
+    r".*`is_gradient_checkpointing` is deprecated",
 ]
 
 
@@ -35,11 +36,14 @@ def quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     for name in ("transformers", "peft", "bitsandbytes", "datasets", "trl", "accelerate", "lm_eval", "lm-eval"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     try:
+        import datasets
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
+        datasets.disable_progress_bars()
     except ImportError:
         pass
 
@@ -58,9 +62,15 @@ def progress() -> Progress:
     )
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|[\x00-\x08\x0b-\x1f\x7f]")
+_ANSI = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor movement, screen clearing
+    r"|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC (window title, hyperlinks), DCS, SOS, PM, APC strings
+    r"|\x1b[ -/]*[0-~]"  # any other escape sequence, including the opener of an unterminated string
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"  # remaining C0 controls but tab and newline, DEL, C1 controls (8-bit CSI)
+)
 
 
 def safe_text(text: str) -> str:
-    """Untrusted text (model output, dataset rows) with terminal escape sequences removed."""
+    """Untrusted text (model output, dataset rows) with terminal escape sequences and control characters
+    removed, so printing it cannot recolour, retitle, clear or move the user's terminal."""
     return _ANSI.sub("", text)

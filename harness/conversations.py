@@ -21,6 +21,10 @@ from harness.errors import HarnessError
 from harness.fingerprint import sha256_file, sha256_texts
 
 FILE_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
+MAX_FIELD_CHARS = 20_000
+"""Longest prompt or response kept; longer ones are cut to this and counted in `rows_capped`. Far beyond any
+training window, so only runaway cells (a whole scraped page in one field) are affected, and one such cell
+cannot blow up tokenization or generation time."""
 _PRESET_HINT = (
     "set data.counseling.preset (amod: Context/Response; counsel_chat: questionText/answerText) "
     "or data.counseling.prompt_column and data.counseling.response_column"
@@ -49,6 +53,8 @@ class CounselingData:
     distinct_question_ids_raw: int | None
     """Distinct values of the source's id column among the raw rows; None when it has no id column."""
     rows_after_dedup: int
+    rows_capped: int
+    """Rows whose prompt or response was longer than MAX_FIELD_CHARS and was cut to it."""
     train: list[Conversation]
     test: list[Conversation]
 
@@ -168,7 +174,7 @@ def _cell(value: Any) -> str:
 def _read_json(path: Path) -> list[dict[str, Any]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except json.JSONDecodeError as exc:
         raise HarnessError(f"{path}: not valid JSON ({exc}); fix the file or convert it to CSV/JSONL") from exc
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
@@ -201,16 +207,32 @@ def _read_table(path: Path) -> list[dict[str, Any]]:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
         else:
             frame = pd.read_parquet(path)
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise HarnessError(f"{path}: cannot be read as {path.suffix.lstrip('.')} ({first_line}); fix or re-export the file") from exc
     return frame.to_dict(orient="records")
+
+
+def _check_utf8(path: Path) -> None:
+    """Refuse a text file that is not UTF-8, naming its first bad line. Replacing the bad bytes instead would
+    train and score on mangled text, and the readers' own errors give only a byte offset."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise HarnessError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}; mixed or legacy encoding?); "
+            "re-save the file as UTF-8"
+        ) from None
 
 
 def _read_file(path: Path) -> list[dict[str, Any]]:
     suffix = path.suffix.lower()
     if suffix not in FILE_SUFFIXES:
         raise HarnessError(f"{path}: unsupported file type {suffix or '(none)'}; use one of {', '.join(FILE_SUFFIXES)}")
+    if suffix != ".parquet":
+        _check_utf8(path)
     if suffix == ".json":
         return _read_json(path)
     if suffix == ".jsonl":
@@ -265,12 +287,16 @@ def load_counseling(cfg: CounselingDataConfig, seed: int) -> CounselingData:
     columns = _check_columns(rows, cfg, cfg.path)
     id_column = columns["id_column"]
     conversations: list[Conversation] = []
+    rows_capped = 0
     for row in rows:
         title = _cell(row.get(columns["title_column"])) if columns["title_column"] else ""
         prompt = build_prompt(_cell(row.get(columns["prompt_column"])), title)
         response = _cell(row.get(columns["response_column"])).strip()
         source_id = _cell(row.get(id_column)).strip() if id_column else ""
         if prompt and response:
+            if max(len(prompt), len(response)) > MAX_FIELD_CHARS:
+                rows_capped += 1
+                prompt, response = prompt[:MAX_FIELD_CHARS], response[:MAX_FIELD_CHARS]
             conv_id = sha256_texts(normalize_whitespace(prompt), normalize_whitespace(response))[:12]
             conversations.append(Conversation(conv_id, question_id(prompt), prompt, response, source_id))
     if not conversations:
@@ -288,6 +314,7 @@ def load_counseling(cfg: CounselingDataConfig, seed: int) -> CounselingData:
         distinct_questions_raw=distinct_questions,
         distinct_question_ids_raw=distinct_ids,
         rows_after_dedup=len(unique),
+        rows_capped=rows_capped,
         train=sample_rows(train, cfg.max_train_examples, seed),
         test=sample_rows(test, cfg.max_test_examples, seed),
     )

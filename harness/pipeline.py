@@ -11,7 +11,6 @@ import contextlib
 import datetime as dt
 import fcntl
 import json
-import platform
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from harness.checkpoints import (
 )
 from harness.config import HarnessConfig, config_hash
 from harness.console import console
+from harness.environment import hardware, library_versions
 from harness.errors import HarnessError
 from harness.manifest import Manifest
 from harness.models import load_tokenizer, resolve_model, weights_fingerprint
@@ -232,7 +232,7 @@ def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> dic
             "arms": names,
             "stage_wall_times": stage_wall_times,
             "versions": library_versions(),
-            "hardware": hardware_summary(),
+            "hardware": hardware(),
             "data_inspect": inspection,
         }
         atomic_write_text(run_dir / "run.json", json.dumps(summary, indent=2))
@@ -240,26 +240,3 @@ def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> dic
 
         summary["report_files"] = [str(p) for p in render_report(run_dir, config.report_formats)]
     return summary
-
-
-def library_versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    versions = {"python": platform.python_version()}
-    for dist in ("harness", "torch", "transformers", "peft", "trl", "bitsandbytes", "lm_eval", "rouge-score", "bert-score", "pypdf"):
-        with contextlib.suppress(md.PackageNotFoundError):
-            versions[dist] = md.version(dist)
-    return versions
-
-
-def hardware_summary() -> dict:
-    import os
-
-    import psutil
-
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-    }

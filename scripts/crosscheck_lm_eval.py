@@ -6,7 +6,7 @@ exits non-zero when they do not.
 
     python scripts/crosscheck_lm_eval.py [--pdf FILE] [--max-length 256] [--batch-size 4]
 
-By default it scores the held-out sections of the NIMH bipolar-disorder brochure in
+By default it scores the held-out sections (10%) of the Surgeon General's youth mental health advisory in
 `shared/data/domain` with the embedded SmolLM2-135M-Instruct in fp32.
 """
 
@@ -21,7 +21,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-DEFAULT_PDF = Path(__file__).resolve().parents[2] / "shared" / "data" / "domain" / "nimh_bipolar_disorder_22-MH-8088.pdf"
+DEFAULT_PDF = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "domain" / "surgeon_general_protecting_youth_mental_health_2021.pdf"
+)
 TOLERANCE = 0.01
 
 

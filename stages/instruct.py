@@ -34,7 +34,7 @@ def make_sft_trainer(
 
     return SFTTrainer(
         model=model,
-        args=SFTConfig(**arguments, max_length=max_length, packing=False, padding_free=False, dataset_num_proc=None),
+        args=SFTConfig(**arguments, max_length=max_length, packing=False, padding_free=False),
         train_dataset=Dataset.from_list([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in train]),
         data_collator=collator,
         processing_class=tokenizer,

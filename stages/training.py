@@ -27,7 +27,7 @@ from stages.batching import PadCollator, TokenizedExample, count_label_tokens
 from stages.heldout_loss import token_weighted_loss
 from stages.lora_model import load_lora_model, parameter_counts
 from stages.progress_callback import TrainingProgress
-from stages.run_environment import hardware, library_versions, peak_rss_mb
+from harness.environment import hardware, library_versions, peak_rss_mb
 
 TrainerFactory = Callable[[Any, dict[str, Any], PadCollator, list[Any]], Any]
 """(peft model, trainer-argument keywords, collator, callbacks) -> a transformers `Trainer`."""
@@ -54,10 +54,12 @@ def check_stage_data(data: StageData, settings: StageTraining) -> None:
     adapter trained on it would be reported as if it meant something; failing says what to change.
     """
     key = f"training.{data.stage}.batch_size"
+    if not data.train:
+        raise HarnessError(f"{data.stage} stage: the training split has no {data.unit}s; check the stage's input data")
     if len(data.train) < settings.batch_size:
         raise HarnessError(
             f"{data.stage} stage: {len(data.train)} training {data.unit}(s) but {key} is {settings.batch_size}; "
-            f"provide more training data or set {key} to at most {len(data.train) or 1}"
+            f"provide more training data or set {key} to at most {len(data.train)}"
         )
     if not data.heldout:
         raise HarnessError(f"{data.stage} stage: the held-out split has no {data.unit}s; the stage cannot report held-out loss")

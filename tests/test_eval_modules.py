@@ -33,15 +33,26 @@ from harness.safety_prompts import SafetyPrompt
 
 pytestmark = pytest.mark.model
 
+MAX_NEW_TOKENS = 16
+
 FAMILIAR = (
     "Taking a short walk every day, keeping a regular bedtime and talking with a friend are simple habits "
     "that many people find helpful when their mood is low. "
 )
 
 CONVERSATIONS = [
-    Conversation("c1", "q1", "I can't stop worrying about my exams. What can I do?", "Try breaking your study time into short blocks and take breaks."),
-    Conversation("c2", "q2", "How do I tell my parents I feel depressed?", "Pick a calm moment and tell them plainly how you have been feeling."),
-    Conversation("c3", "q3", "Is it normal to feel lonely after moving?", "Yes, many people feel lonely after a move; it usually eases with time."),
+    Conversation(
+        "c1", "q1", "I can't stop worrying about my exams. What can I do?",
+        "Try breaking your study time into short blocks and take breaks.",
+    ),
+    Conversation(
+        "c2", "q2", "How do I tell my parents I feel depressed?",
+        "Pick a calm moment and tell them plainly how you have been feeling.",
+    ),
+    Conversation(
+        "c3", "q3", "Is it normal to feel lonely after moving?",
+        "Yes, many people feel lonely after a move; it usually eases with time.",
+    ),
 ]
 
 SAFETY_PROMPTS = [
@@ -73,10 +84,13 @@ def context(fp32_model, embedded_tokenizer, tmp_path_factory):
             counseling=CounselingDataConfig(path="unused.csv"),
             safety=SafetyDataConfig(sources=[]),
         ),
-        eval=EvalConfig(perplexity=PerplexityEvalConfig(max_length=32, stride=16, batch_size=4), generation=GenerationConfig(max_new_tokens=24)),
+        eval=EvalConfig(
+            perplexity=PerplexityEvalConfig(max_length=32, stride=16, batch_size=4),
+            generation=GenerationConfig(max_new_tokens=MAX_NEW_TOKENS),
+        ),
     )
     generator = Generator(
-        fp32_model, embedded_tokenizer, model_fingerprint="test", max_new_tokens=24, batch_size=4,
+        fp32_model, embedded_tokenizer, model_fingerprint="test", max_new_tokens=MAX_NEW_TOKENS, batch_size=4,
         cache_dir=tmp_path_factory.mktemp("generations"),
     )
     return EvalContext(
@@ -128,13 +142,13 @@ def test_similarity_scores_each_reply_against_its_reference(context):
     output = get_eval("similarity").run(context)
     records = output.records
     assert [r.id for r in records] == ["c1", "c2"]
-    for record, conversation in zip(records, CONVERSATIONS):
+    for record, conversation in zip(records, CONVERSATIONS, strict=False):
         assert record.reference == conversation.response and record.prompt == conversation.prompt
         assert set(record.values) == {"rouge1", "rouge2", "rougeL", "bertscore_f1"}
         assert record.values["rouge1"] == pytest.approx(rouge_scores([record.output], [record.reference])[0]["rouge1"])
         assert 0 < record.values["bertscore_f1"] <= 1
         assert ("empty_output" in record.flags) == (record.output == "")
-        assert ("hit_token_cap" in record.flags) == (record.extra["new_tokens"] == 24)
+        assert ("hit_token_cap" in record.flags) == (record.extra["new_tokens"] == MAX_NEW_TOKENS)
     assert output.details["bertscore_model"] == "all-MiniLM-L6-v2" and output.details["bertscore_layer"] == 6
 
 

@@ -36,7 +36,8 @@ def fp32_model(embedded_model_dir):
 
 def make_generator(model, tokenizer, *, batch_size: int, cache_dir=None) -> Generator:
     return Generator(
-        model, tokenizer, model_fingerprint="test-model", max_new_tokens=MAX_NEW_TOKENS, batch_size=batch_size, cache_dir=cache_dir
+        model, tokenizer, model_fingerprint="test-model", max_new_tokens=MAX_NEW_TOKENS, batch_size=batch_size,
+        cache_dir=cache_dir,
     )
 
 
@@ -98,11 +99,10 @@ def test_second_call_is_served_from_the_disk_cache(fp32_model, embedded_tokenize
 def test_cache_key_changes_with_everything_that_changes_the_reply(fp32_model, embedded_tokenizer, tmp_path):
     generator = make_generator(fp32_model, embedded_tokenizer, batch_size=2, cache_dir=tmp_path)
     prompt = generator.templated_prompt(CONVERSATIONS[1])
-    other_model = Generator(fp32_model, embedded_tokenizer, model_fingerprint="other", max_new_tokens=MAX_NEW_TOKENS, batch_size=2)
-    longer = Generator(fp32_model, embedded_tokenizer, model_fingerprint="test-model", max_new_tokens=MAX_NEW_TOKENS + 1, batch_size=2)
-    bf16 = Generator(
-        fp32_model, embedded_tokenizer, model_fingerprint="test-model", max_new_tokens=MAX_NEW_TOKENS, batch_size=2, autocast_bf16=True
-    )
+    settings = {"model_fingerprint": "test-model", "max_new_tokens": MAX_NEW_TOKENS, "batch_size": 2}
+    other_model = Generator(fp32_model, embedded_tokenizer, **{**settings, "model_fingerprint": "other"})
+    longer = Generator(fp32_model, embedded_tokenizer, **{**settings, "max_new_tokens": MAX_NEW_TOKENS + 1})
+    bf16 = Generator(fp32_model, embedded_tokenizer, **settings, autocast_bf16=True)
     keys = {g.cache_key(prompt) for g in (generator, other_model, longer, bf16)} | {generator.cache_key(prompt + " ")}
     assert len(keys) == 5
     wider_batches = make_generator(fp32_model, embedded_tokenizer, batch_size=8)
@@ -114,3 +114,22 @@ def test_tokenizer_without_chat_template_is_a_user_error(fp32_model, embedded_to
     monkeypatch.setattr(embedded_tokenizer, "chat_template", None)
     with pytest.raises(HarnessError, match="chat template"):
         generator.generate(CONVERSATIONS[:1])
+
+
+def test_reply_ends_at_the_first_stop_token_and_only_a_missing_one_means_the_cap(fp32_model, embedded_tokenizer):
+    generator = make_generator(fp32_model, embedded_tokenizer, batch_size=1)
+    eos = embedded_tokenizer.eos_token_id
+    words = embedded_tokenizer("Take a walk", add_special_tokens=False)["input_ids"]
+    assert generator._decode(words + [eos, eos]) == Generation("Take a walk", len(words), False)
+    assert generator._decode(words) == Generation("Take a walk", len(words), True)
+    assert generator._decode([eos]) == Generation("", 0, False)
+
+
+def test_sampling_defaults_in_the_model_generation_config_do_not_leak_in(fp32_model, embedded_tokenizer, monkeypatch):
+    from transformers import GenerationConfig as SamplingDefaults
+
+    greedy = make_generator(fp32_model, embedded_tokenizer, batch_size=1).generate(CONVERSATIONS[1:2])
+    sampling = SamplingDefaults(do_sample=True, temperature=1.8, top_k=500, eos_token_id=embedded_tokenizer.eos_token_id)
+    monkeypatch.setattr(fp32_model, "generation_config", sampling)
+    for _ in range(2):
+        assert make_generator(fp32_model, embedded_tokenizer, batch_size=1).generate(CONVERSATIONS[1:2]) == greedy

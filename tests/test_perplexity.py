@@ -60,7 +60,7 @@ def test_disjoint_windows_are_lm_eval_rolling_windows():
         ]
         ours = strided_windows(len(ids), max_length, max_length)
         assert len(ours) == len(theirs)
-        for (begin, end, score_from), (context, predicted) in zip(ours, theirs):
+        for (begin, end, score_from), (_, predicted) in zip(ours, theirs, strict=True):
             assert ids[score_from:end] == predicted
             assert (ids[begin:score_from] + predicted)[-(max_length + 1) :][:-1] == ids[begin : end - 1]
 

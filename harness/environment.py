@@ -1,4 +1,4 @@
-"""What a training run ran on: library versions, hardware, and peak memory, for the manifest.
+"""What a run ran on: library versions, hardware, and peak memory, for manifests and run.json.
 
 A loss curve or a tokens/s figure means little without the versions and the machine behind it, so
 every checkpoint records them next to its numbers.
@@ -13,7 +13,7 @@ import resource
 import sys
 from typing import Any
 
-_VERSIONED = ("harness", "torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate", "datasets")
+_VERSIONED = ("harness", "torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate", "datasets", "lm_eval", "rouge-score", "bert-score", "pypdf")
 
 
 def library_versions() -> dict[str, str]:

@@ -1,0 +1,355 @@
+"""Reliability and security without a model: atomic writes on a full disk, the run lock across processes,
+hostile terminal text, awkward input files, and pickle refusal for adapters."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from harness.atomic import atomic_directory, atomic_write_text
+from harness.checkpoints import load_complete_manifest, resolve_checkpoint
+from harness.config import CounselingDataConfig, DomainDataConfig, ModelConfig, load_config
+from harness.console import safe_text
+from harness.conversations import MAX_FIELD_CHARS, load_counseling
+from harness.corpus import load_domain_corpus
+from harness.errors import HarnessError
+from harness.manifest import MANIFEST_NAME
+from harness.models import load_tokenizer
+from harness.pipeline import run_lock
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _disk_full(*_args, **_kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+class _FullDiskFile:
+    """A real file handle whose writes fail as on a full disk."""
+
+    def __init__(self, handle):
+        self._handle = handle
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self._handle.close()
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)
+
+    def write(self, data):
+        _disk_full()
+
+
+def _siblings(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+# ---- 1. atomic writes ----
+
+
+@pytest.mark.parametrize("failing_step", ["write", "fsync"])
+def test_full_disk_keeps_the_previous_file_and_leaves_no_temporary(tmp_path, monkeypatch, failing_step):
+    target = tmp_path / "results.json"
+    atomic_write_text(target, "previous complete content")
+    if failing_step == "write":
+        real_fdopen = os.fdopen
+        monkeypatch.setattr(os, "fdopen", lambda fd, mode: _FullDiskFile(real_fdopen(fd, mode)))
+    else:
+        monkeypatch.setattr(os, "fsync", _disk_full)
+    with pytest.raises(OSError) as raised:
+        atomic_write_text(target, "new content " * 1000)
+    assert raised.value.errno == errno.ENOSPC
+    assert target.read_text() == "previous complete content"
+    assert _siblings(tmp_path) == ["results.json"]
+
+
+def _complete_dir(path: Path, marker: str) -> None:
+    with atomic_directory(path) as tmp:
+        (tmp / "adapter.safetensors").write_text(marker)
+        (tmp / MANIFEST_NAME).write_text(json.dumps({"marker": marker}))
+
+
+def test_error_inside_atomic_directory_keeps_the_old_directory(tmp_path):
+    final = tmp_path / "checkpoints" / "domain"
+    _complete_dir(final, "old")
+    with pytest.raises(OSError) as raised, atomic_directory(final) as tmp:
+        (tmp / "adapter.safetensors").write_text("half of the new weights")
+        _disk_full()
+    assert raised.value.errno == errno.ENOSPC
+    assert (final / "adapter.safetensors").read_text() == "old"
+    assert json.loads((final / MANIFEST_NAME).read_text()) == {"marker": "old"}
+    assert _siblings(final.parent) == ["domain"]
+
+
+def test_failed_swap_puts_the_old_directory_back(tmp_path, monkeypatch):
+    final = tmp_path / "domain"
+    _complete_dir(final, "old")
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(src).endswith(".partial"):
+            _disk_full()
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError):
+        _complete_dir(final, "new")
+    assert (final / "adapter.safetensors").read_text() == "old"
+    assert _siblings(tmp_path) == ["domain"]
+
+
+def test_atomic_directory_replaces_a_complete_directory_whole(tmp_path):
+    final = tmp_path / "domain"
+    _complete_dir(final, "old")
+    (final / "stale_extra_file").write_text("from the old version")
+    _complete_dir(final, "new")
+    assert _siblings(final) == sorted(["adapter.safetensors", MANIFEST_NAME])
+    assert (final / "adapter.safetensors").read_text() == "new"
+    assert _siblings(tmp_path) == ["domain"]
+
+
+# ---- 2. one process per run directory ----
+
+_HOLD_LOCK = """
+import sys
+from pathlib import Path
+from harness.pipeline import run_lock
+with run_lock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_run_lock_refuses_a_second_process_until_released(tmp_path):
+    run_dir = tmp_path / "runs" / "demo"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(run_dir)],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(HarnessError, match="another harness command") as refused:
+            with run_lock(run_dir):
+                pass
+        assert str(run_dir) in str(refused.value)
+    finally:
+        holder.communicate(input="", timeout=30)
+    assert holder.returncode == 0
+    with run_lock(run_dir):
+        assert (run_dir / ".lock").is_file()
+
+
+def test_run_lock_of_a_killed_process_is_not_stale(tmp_path):
+    run_dir = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(run_dir)], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    holder.kill()
+    holder.communicate(timeout=30)
+    with run_lock(run_dir):
+        assert (run_dir / ".lock").is_file()
+
+
+# ---- 3. hostile content ----
+
+
+@pytest.mark.parametrize(
+    "hostile, shown",
+    [
+        ("\x1b[31mred\x1b[0m text", "red text"),
+        ("\x1b[38;2;255;0;0mtrue colour\x1b[m", "true colour"),
+        ("\x1b[38:5:196mcolon form\x1b[>4;1m", "colon form"),
+        ("\x1b]0;pwned title\x07after", "after"),
+        ("\x1b]0;pwned title\x1b\\after", "after"),
+        ("\x1b]8;;http://evil.example\x1b\\link\x1b]8;;\x1b\\", "link"),
+        ("\x1bP+q544e\x1b\\device query", "device query"),
+        ("up\x1b[2A\x1b[10Dover\x1b[2J\x1b[Hwrite", "upoverwrite"),
+        ("save\x1b7 restore\x1b8 reset\x1bc bare\x1b", "save restore reset bare"),
+        ("bell\x07 back\x08space\rreturn\x00nul\x7fdel", "bell backspacereturnnuldel"),
+        ("8-bit \x9b31mcsi\x9b0m and \x9d0;t\x9c", "8-bit 31mcsi0m and 0;t"),
+        ("keeps\ttabs\nand newlines and ünïcödé — “quotes”", "keeps\ttabs\nand newlines and ünïcödé — “quotes”"),
+    ],
+)
+def test_safe_text_strips_terminal_control(hostile, shown):
+    cleaned = safe_text(hostile)
+    assert cleaned == shown
+    assert not any(ord(c) < 32 and c not in "\t\n" or 0x7F <= ord(c) <= 0x9F for c in cleaned)
+
+
+def test_cli_error_line_carries_no_escape_sequences(tmp_path):
+    evil = tmp_path / "cfg\x1b]0;pwned\x07\x1b[2J\x1b[31mred.yaml"
+    result = subprocess.run(
+        [sys.executable, "-c", "from harness.cli import app; app()", "data", "inspect", "--config", str(evil)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+    assert "cfgred.yaml: config file not found" in result.stderr
+
+
+@pytest.mark.parametrize("arms", [["../x"], ["domain/../../etc"], ["base"], ["Domain"]])
+def test_arms_accept_only_the_three_arm_names(write_config, arms):
+    with pytest.raises(HarnessError, match="arms"):
+        load_config(write_config(arms=arms))
+
+
+# ---- 4. awkward input files ----
+
+
+def _counseling_csv(rows: list[tuple[str, str]]) -> str:
+    quoted = ['"{}","{}"'.format(p.replace('"', '""'), r.replace('"', '""')) for p, r in rows]
+    return "Context,Response\n" + "\n".join(quoted) + "\n"
+
+
+QA = [(f"Question {i}: why do I wake at night, \"again\"?", f"Answer {i}, part one.\nPart two, after a line break.") for i in range(8)]
+
+
+def test_csv_with_bom_and_newlines_inside_quoted_fields(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + _counseling_csv(QA).encode("utf-8"))
+    data = load_counseling(CounselingDataConfig(path=str(path), preset="amod"), seed=0)
+    loaded = {(c.prompt, c.response) for c in data.train + data.test}
+    assert data.rows_raw == len(QA)
+    assert loaded == set(QA)
+    assert data.rows_capped == 0
+
+
+@pytest.mark.parametrize("suffix, bad_line", [(".csv", 8), (".jsonl", 4), (".json", 5)])
+def test_latin1_byte_in_a_utf8_file_is_a_one_line_error_naming_the_line(tmp_path, suffix, bad_line):
+    records = [json.dumps({"Context": p, "Response": r}) for p, r in QA]
+    text = {
+        ".csv": _counseling_csv(QA),
+        ".jsonl": "\n".join(records),
+        ".json": "[\n" + ",\n".join(records) + "\n]",
+    }[suffix]
+    target = b"Question 3: why do I wake at night"
+    raw = text.encode("utf-8").replace(target, target.replace(b"night", "nuit d'\xe9t\xe9".encode("latin-1")))
+    path = tmp_path / f"mixed{suffix}"
+    path.write_bytes(raw)
+    with pytest.raises(HarnessError) as raised:
+        load_counseling(CounselingDataConfig(path=str(path), preset="amod"), seed=0)
+    message = str(raised.value)
+    assert f"{path}:{bad_line}:" in message and "0xe9" in message and "UTF-8" in message
+    assert "\n" not in message
+
+
+def test_an_overlong_field_is_capped_and_counted(tmp_path):
+    rows = [*QA, ("Why can I not stop writing?", "word " * 40_000)]
+    path = tmp_path / "long.csv"
+    path.write_text(_counseling_csv(rows), encoding="utf-8")
+    data = load_counseling(CounselingDataConfig(path=str(path), preset="amod"), seed=0)
+    conversations = data.train + data.test
+    assert data.rows_raw == len(rows)
+    assert data.rows_capped == 1
+    assert max(len(c.response) for c in conversations) == MAX_FIELD_CHARS
+    assert {c.response for c in conversations} >= {r for _, r in QA}
+
+
+def _page_word(number: int) -> str:
+    return "".join(chr(ord("a") + int(d)) for d in f"{number:03d}")
+
+
+def test_a_200_page_pdf_is_extracted_with_bounded_memory(tmp_path):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    for page in range(1, 201):
+        pdf.add_page()
+        word = _page_word(page)
+        for line in range(12):
+            pdf.cell(0, 6, f"Sleep note {word} {line}: a steady routine and a dark {word} room help rest.", new_x="LMARGIN", new_y="NEXT")
+    path = tmp_path / "long.pdf"
+    path.write_bytes(bytes(pdf.output()))
+
+    started = time.perf_counter()
+    tracemalloc.start()
+    try:
+        corpus = load_domain_corpus(DomainDataConfig(pdf=str(path)))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    elapsed = time.perf_counter() - started
+
+    assert corpus.pages == 200
+    text = corpus.train_text + corpus.heldout_text
+    assert f"Sleep note {_page_word(1)} 0" in text and f"Sleep note {_page_word(200)} 11" in text
+    assert peak < 50e6, f"peak traced memory {peak / 1e6:.1f} MB"
+    assert elapsed < 30, f"{elapsed:.1f} s"
+
+
+@pytest.mark.xfail(
+    raises=ValueError,
+    strict=True,
+    reason="harness/models.py load_tokenizer catches only OSError; transformers raises ValueError here (fix reported to the lead)",
+)
+def test_checkpoint_without_tokenizer_files_is_a_one_line_error(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    with pytest.raises(HarnessError, match="tokenizer") as raised:
+        load_tokenizer(str(tmp_path), ModelConfig(name=str(tmp_path)))
+    assert str(tmp_path) in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_corrupt_checkpoint_manifest_is_a_one_line_error(tmp_path):
+    (tmp_path / MANIFEST_NAME).write_text('{"arm": "domain", "truncated')
+    with pytest.raises(HarnessError, match="not a valid manifest.*--fresh") as raised:
+        load_complete_manifest(tmp_path, "domain")
+    assert "\n" not in str(raised.value)
+
+
+# ---- 5. supply chain: pickled adapters ----
+
+
+def _adapter(tmp_path: Path, weights_name: str, adapter_config: str | None = None) -> Path:
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (base / "model.safetensors").write_bytes(b"\x00" * 16)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    config = adapter_config if adapter_config is not None else json.dumps({"base_model_name_or_path": str(base), "peft_type": "LORA"})
+    (adapter / "adapter_config.json").write_text(config)
+    (adapter / weights_name).write_bytes(b"\x80\x02pickled adapter")
+    return adapter
+
+
+def test_pickled_peft_adapter_is_refused_unless_allowed(tmp_path, write_config):
+    adapter = _adapter(tmp_path, "adapter_model.bin")
+    refusing = load_config(write_config())
+    with pytest.raises(HarnessError, match="adapter_model.bin.*allow_pickle"):
+        resolve_checkpoint(str(adapter), refusing, tmp_path / "runs")
+    allowing = load_config(write_config(model={"allow_pickle": True}))
+    resolved = resolve_checkpoint(str(adapter), allowing, tmp_path / "runs")
+    assert resolved.adapter_dir == adapter and resolved.start_ref == str(tmp_path / "base")
+
+
+def test_safetensors_peft_adapter_is_accepted(tmp_path, write_config):
+    adapter = _adapter(tmp_path, "adapter_model.safetensors")
+    resolved = resolve_checkpoint(str(adapter), load_config(write_config()), tmp_path / "runs")
+    assert resolved.adapter_dir == adapter and resolved.arm == "external"
+
+
+@pytest.mark.parametrize("adapter_config", ['{"base_model_name_or_path": ', '["not", "an", "object"]'])
+def test_broken_adapter_config_is_a_one_line_error(tmp_path, write_config, adapter_config):
+    adapter = _adapter(tmp_path, "adapter_model.safetensors", adapter_config)
+    with pytest.raises(HarnessError, match="adapter_config.json") as raised:
+        resolve_checkpoint(str(adapter), load_config(write_config()), tmp_path / "runs")
+    assert "\n" not in str(raised.value)
