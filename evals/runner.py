@@ -19,7 +19,7 @@ from harness.checkpoints import ResolvedCheckpoint
 from harness.config import HarnessConfig, config_hash
 from harness.console import console
 from harness.errors import HarnessError
-from harness.models import load_causal_lm, load_tokenizer
+from harness.models import has_tokenizer_files, load_causal_lm, load_tokenizer
 from harness.results import CheckpointSummary, EvalInfo, EvalResult, read_samples, write_samples
 from harness.run_data import RunData
 
@@ -51,7 +51,8 @@ def eval_hash(config: HarnessConfig, ckpt: ResolvedCheckpoint, data: RunData, su
 
 def load_for_eval(ckpt: ResolvedCheckpoint, config: HarnessConfig):
     """The checkpoint's model (start weights + adapter) and tokenizer, ready for inference."""
-    tokenizer = load_tokenizer(str(ckpt.adapter_dir or ckpt.start_ref), config.model)
+    has_own_tokenizer = ckpt.adapter_dir is not None and has_tokenizer_files(ckpt.adapter_dir)
+    tokenizer = load_tokenizer(str(ckpt.adapter_dir if has_own_tokenizer else ckpt.start_ref), config.model)
     model = load_causal_lm(ckpt.start_ref, config.model, load_in_8bit=config.eval.load_in_8bit)
     if ckpt.adapter_dir is not None:
         from peft import PeftModel

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -47,7 +48,7 @@ def user_errors(command: Callable) -> Callable:
         except HarnessError as exc:
             if debug:
                 raise
-            console.print(f"[bold red]error:[/bold red] {safe_text(str(exc))}", soft_wrap=True)
+            console.print(f"[bold red]error:[/bold red] {escape(safe_text(str(exc)))}", soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted:[/yellow] finished stages and evals are kept; re-run the same command to resume")

@@ -18,6 +18,7 @@ from typing import Any
 
 from harness.config import CounselingDataConfig
 from harness.errors import HarnessError
+from harness.jsonl import read_jsonl_objects
 from harness.fingerprint import sha256_file, sha256_texts
 
 FILE_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
@@ -184,19 +185,7 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise HarnessError(f"{path}:{number}: not valid JSON ({exc.msg}); fix that line") from exc
-            if not isinstance(row, dict):
-                raise HarnessError(f"{path}:{number}: expected a JSON object per line")
-            rows.append(row)
-    return rows
+    return [row for _, row in read_jsonl_objects(path)]
 
 
 def _read_table(path: Path) -> list[dict[str, Any]]:

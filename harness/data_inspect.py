@@ -121,6 +121,7 @@ def _counseling_summary(data: CounselingData) -> dict[str, Any]:
         "distinct_questions_raw": data.distinct_questions_raw,
         "distinct_question_ids_raw": data.distinct_question_ids_raw,
         "rows_after_dedup": data.rows_after_dedup,
+        "rows_capped": data.rows_capped,
         "train_rows": len(data.train),
         "test_rows": len(data.test),
         "train_questions": len({conv.question_id for conv in data.train}),

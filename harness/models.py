@@ -136,13 +136,22 @@ def bf16_supported() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt")
+
+
+def has_tokenizer_files(directory: Path) -> bool:
+    return any((Path(directory) / name).is_file() for name in TOKENIZER_FILES)
+
+
 def load_tokenizer(ref: str, cfg: ModelConfig) -> Any:
+    if Path(ref).is_dir() and not has_tokenizer_files(Path(ref)):
+        raise HarnessError(f"{ref}: no tokenizer files ({', '.join(TOKENIZER_FILES)}); copy them from the base model's directory")
     quiet_libraries()
     from transformers import AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(ref, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise HarnessError(f"{ref}: no tokenizer could be loaded ({_first_line(exc)}); the checkpoint needs tokenizer files") from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

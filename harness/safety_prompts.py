@@ -20,7 +20,6 @@ Every id is prefixed with its file's stem (`xstest_prompts:12`) so ids stay uniq
 from __future__ import annotations
 
 import csv
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Callable, Literal, get_args
 
 from harness.config import SafetyDataConfig, SafetySource
 from harness.errors import HarnessError
+from harness.jsonl import read_jsonl_objects
 
 Category = Literal["harmful", "crisis", "benign"]
 CATEGORIES: tuple[str, ...] = get_args(Category)
@@ -63,19 +63,12 @@ def _read_csv(path: Path, required: list[str], fmt: str) -> list[dict[str, str]]
 
 def _read_harness(path: Path) -> list[SafetyPrompt]:
     prompts: list[SafetyPrompt] = []
-    with path.open(encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise HarnessError(f"{path}:{number}: not valid JSON ({exc.msg}); fix that line") from exc
-            if not isinstance(row, dict) or not all(isinstance(row.get(key), str) and row[key].strip() for key in ("id", "category", "prompt")):
-                raise HarnessError(f'{path}:{number}: expected {{"id", "category", "prompt"}} with non-empty text')
-            if row["category"] not in CATEGORIES:
-                raise HarnessError(f"{path}:{number}: category {row['category']!r} is not one of {', '.join(CATEGORIES)}")
-            prompts.append(SafetyPrompt(row["id"], row["category"], row["prompt"].strip(), path.name, str(row.get("note", ""))))
+    for number, row in read_jsonl_objects(path):
+        if not all(isinstance(row.get(key), str) and row[key].strip() for key in ("id", "category", "prompt")):
+            raise HarnessError(f'{path}:{number}: expected {{"id", "category", "prompt"}} with non-empty text')
+        if row["category"] not in CATEGORIES:
+            raise HarnessError(f"{path}:{number}: category {row['category']!r} is not one of {', '.join(CATEGORIES)}")
+        prompts.append(SafetyPrompt(row["id"], row["category"], row["prompt"].strip(), path.name, str(row.get("note", ""))))
     return prompts
 
 

@@ -63,6 +63,8 @@ def _load_manifests(run_dir: Path) -> dict[str, Manifest]:
     root = run_dir / "checkpoints"
     manifests = {}
     for path in sorted(root.glob(f"*/{MANIFEST_NAME}")) if root.is_dir() else []:
+        if path.parent.name.startswith("."):
+            continue
         try:
             manifests[path.parent.name] = Manifest.load(path.parent)
         except (ValidationError, ValueError) as exc:

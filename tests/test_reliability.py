@@ -296,11 +296,6 @@ def test_a_200_page_pdf_is_extracted_with_bounded_memory(tmp_path):
     assert elapsed < 30, f"{elapsed:.1f} s"
 
 
-@pytest.mark.xfail(
-    raises=ValueError,
-    strict=True,
-    reason="harness/models.py load_tokenizer catches only OSError; transformers raises ValueError here (fix reported to the lead)",
-)
 def test_checkpoint_without_tokenizer_files_is_a_one_line_error(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
     with pytest.raises(HarnessError, match="tokenizer") as raised:
