@@ -51,7 +51,7 @@ def user_errors(command: Callable) -> Callable:
             console.print(f"[bold red]error:[/bold red] {escape(safe_text(str(exc)))}", soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            console.print("[yellow]interrupted:[/yellow] finished stages and evals are kept; re-run the same command to resume")
+            console.print("[yellow]interrupted:[/yellow] finished stages and evals are kept; re-run the same command to resume", soft_wrap=True)
             raise typer.Exit(130) from None
 
     return wrapper

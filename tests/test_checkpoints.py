@@ -1,0 +1,85 @@
+"""Checkpoint lineage faults: missing or incomplete parents, a foreign base, and an interrupted stage."""
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.checkpoints import checkpoint_dir, resolve_arm
+from harness.config import load_config
+from harness.errors import HarnessError
+from harness.manifest import Manifest
+from harness.models import resolve_model, weights_fingerprint
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from harness.cli import app; app()", *args]
+
+
+@pytest.fixture()
+def tiny_config():
+    return load_config(REPO / "configs" / "tiny.yaml")
+
+
+def _manifest(config, base_model: str, fingerprint: str) -> Manifest:
+    return Manifest(arm="domain", stage="domain", parent=None, base_model=base_model,
+                    base_fingerprint=fingerprint, config_hash="x", seed=0)
+
+
+def test_missing_parent_checkpoint_is_a_one_line_error(tmp_path):
+    result = subprocess.run(cli("train", "instruct", "--config", "configs/tiny.yaml", "--output", str(tmp_path),
+                                "--set", "arms=[domain, instruct]"), cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert "domain" in result.stderr and "does not exist" in result.stderr
+
+
+def test_incomplete_parent_checkpoint_is_refused(tmp_path, tiny_config, embedded_model_dir):
+    (checkpoint_dir(tmp_path, "domain")).mkdir(parents=True)
+    with pytest.raises(HarnessError, match="incomplete"):
+        resolve_arm(tiny_config, tmp_path, "domain")
+
+
+def test_checkpoint_of_another_base_model_is_refused(tmp_path, tiny_config, embedded_model_dir):
+    directory = checkpoint_dir(tmp_path, "domain")
+    directory.mkdir(parents=True)
+    _manifest(tiny_config, "Qwen/Qwen3-1.7B", "0" * 16).save(directory)
+    with pytest.raises(HarnessError, match="trained on base 'Qwen/Qwen3-1.7B'"):
+        resolve_arm(tiny_config, tmp_path, "domain")
+    same_name_other_weights = _manifest(tiny_config, tiny_config.model.name, "f" * 16)
+    same_name_other_weights.save(directory)
+    with pytest.raises(HarnessError, match="retrain with --fresh"):
+        resolve_arm(tiny_config, tmp_path, "domain")
+    real = weights_fingerprint(resolve_model(tiny_config.model))
+    _manifest(tiny_config, tiny_config.model.name, real).save(directory)
+    assert resolve_arm(tiny_config, tmp_path, "domain").adapter_dir == directory
+
+
+def test_sigint_keeps_finished_stages_and_the_rerun_resumes(tmp_path, embedded_model_dir):
+    run_dir = tmp_path / "run"
+    args = cli("run-all", "--config", "configs/tiny.yaml", "--output", str(run_dir))
+    process = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    domain_manifest = run_dir / "checkpoints" / "domain" / "manifest.json"
+    deadline = time.monotonic() + 600
+    while not domain_manifest.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert domain_manifest.exists(), "the domain stage did not finish"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "re-run the same command to resume" in stderr
+    checkpoints = run_dir / "checkpoints"
+    complete = {p.parent.name for p in checkpoints.glob("*/manifest.json")}
+    assert {"base", "domain"} <= complete
+    assert not [p for p in checkpoints.iterdir() if p.name.startswith(".")], "a partial directory was left behind"
+    rerun = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=1200)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "domain: checkpoint is up to date, skipping" in rerun.stderr
+    assert {"domain", "instruct", "instruct-only"} <= {p.parent.name for p in checkpoints.glob("*/manifest.json")}
+    shutil.rmtree(run_dir)
