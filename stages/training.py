@@ -123,9 +123,8 @@ def run_lora_stage(
     set_seed(config.seed)
     with console.status(f"Loading {start_ref} for the {data.stage} stage ..."):
         model = load_lora_model(config, start_ref)
-    evaluate = partial(
-        token_weighted_loss, model, data.heldout, batch_size=settings.batch_size, pad_id=tokenizer.pad_token_id, bf16=bf16
-    )
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    evaluate = partial(token_weighted_loss, model, data.heldout, batch_size=settings.batch_size, pad_id=pad_id, bf16=bf16)
     with console.status(f"Held-out loss of the start model ({len(data.heldout)} {data.unit}s) ..."):
         start_loss = evaluate()
     with progress() as bar, tempfile.TemporaryDirectory(prefix="harness-trainer-") as scratch:
@@ -134,7 +133,7 @@ def run_lora_stage(
         arguments = trainer_arguments(
             settings, seed=config.seed, bf16=bf16, output_dir=Path(scratch), report_to=config.training.report_to
         )
-        trainer = make_trainer(model, arguments, PadCollator(tokenizer.pad_token_id), [callback])
+        trainer = make_trainer(model, arguments, PadCollator(pad_id), [callback])
         trainer.remove_callback(PrinterCallback)
         trainer.train()
     trainable, total = parameter_counts(model)

@@ -57,6 +57,17 @@ def sample_conversations(n: int) -> list[Conversation]:
     return [Conversation(f"c{i}", f"q{i}", row["Context"], row["Response"]) for i, row in enumerate(rows[:n])]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Training steps with 2 OpenMP threads on a shared 2-core machine ran 10x slower (threads spin-wait)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def windows(embedded_tokenizer) -> list[list[int]]:
     text = " ".join(c.response for c in sample_conversations(12))
