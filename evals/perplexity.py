@@ -10,10 +10,10 @@ The first token of a section has no text before it, so, like lm-eval, it is pred
 conditioning token: the tokenizer's BOS, or EOS when there is no BOS. The text itself is tokenized
 without special tokens, so that token is never counted and every text token is.
 
-Bootstrap unit: a section is split into chunks of `max_length` scored tokens, one record each
-(id `s{section}w{chunk}`, section and title in `extra`), because a held-out part of a few sections
-gives too few units for a confidence interval; the report regroups chunks per section via `extra`.
-Chunks only group already-scored tokens: the context each token saw does not depend on them.
+Bootstrap unit: a section is split into chunks of `bootstrap_chunk_tokens` scored tokens, one record
+each (id `s{section}w{chunk}`, section and title in `extra`), because a held-out part of a few
+sections gives too few units for a confidence interval; the report regroups chunks per section via
+`extra`. Chunks only group already-scored tokens: the context each token saw does not depend on them.
 
 Numbers are batch-independent in fp32 and under bf16 autocast, but not for a bitsandbytes 8-bit
 model: LLM.int8 picks its fp16 outlier columns over the whole batch, so `batch_size` moves an
@@ -190,7 +190,7 @@ def run_perplexity(ctx: EvalContext) -> EvalOutput:
             max_length=settings.max_length, stride=settings.stride, batch_size=settings.batch_size,
             autocast_bf16=ctx.config.eval.bf16_autocast,
         )
-        records.extend(_chunk_records(section, scored, settings.max_length))
+        records.extend(_chunk_records(section, scored, settings.bootstrap_chunk_tokens))
         tokens += len(scored.nlls)
         n_bytes += scored.n_bytes
     return EvalOutput(
@@ -203,7 +203,7 @@ def run_perplexity(ctx: EvalContext) -> EvalOutput:
             "tokens": tokens,
             "bytes": n_bytes,
             "sections": len(sections),
-            "unit": f"chunks of up to {settings.max_length} scored tokens",
+            "unit": f"chunks of up to {settings.bootstrap_chunk_tokens} scored tokens",
             "first_token": "conditioned on the tokenizer's BOS (EOS when it has none), as in lm-eval",
         },
     )

@@ -71,18 +71,21 @@ def _print_paths(title: str, paths: list[Path | str]) -> None:
 
 def _results_table(run_dir: Path, names: list[str]) -> None:
     from harness.results import EvalResult
+    from reports.format import direction_arrow, format_ci, format_value, metric_display, ordered_metrics
 
     results = {n: EvalResult.load(run_dir / "results" / f"{n}.json") for n in names if (run_dir / "results" / f"{n}.json").is_file()}
-    metrics = sorted({m for r in results.values() for m in r.metrics})
-    table = Table(title="Results (95% CI)", show_lines=False)
-    table.add_column("metric")
+    table = Table(title="Results, value and 95% CI (full report: report.html)", show_lines=True)
+    table.add_column("metric", no_wrap=True)
     for name in results:
         table.add_column(name, justify="right")
-    for metric in metrics:
-        row = [metric]
+    for metric in ordered_metrics({m for r in results.values() for m in r.metrics}):
+        direction = next((r.metrics[metric].higher_is_better for r in results.values() if metric in r.metrics), None)
+        row = [f"{metric_display(metric).label} {direction_arrow(direction)}".rstrip()]
         for result in results.values():
             value = result.metrics.get(metric)
-            row.append("—" if value is None else f"{value.value:.4g} [{value.ci_low:.3g}, {value.ci_high:.3g}]")
+            row.append(
+                "—" if value is None else f"{format_value(metric, value.value)}\n{format_ci(metric, value.ci_low, value.ci_high)}"
+            )
         table.add_row(*row)
     console.print(table)
 

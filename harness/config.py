@@ -189,6 +189,10 @@ class PerplexityEvalConfig(Strict):
     stride: int = Field(128, ge=1)
     """Tokens each new window advances; equal to `max_length` gives lm-eval's disjoint windows."""
     batch_size: int = Field(4, ge=1)
+    bootstrap_chunk_tokens: int = Field(32, ge=1)
+    """Scored tokens per bootstrap unit. Independent of the window: a short held-out text still gives
+    enough units for a confidence interval, and each unit stays long enough to carry most of the
+    token-to-token correlation (a block bootstrap)."""
 
 
 class GenerationConfig(Strict):

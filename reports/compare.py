@@ -25,9 +25,10 @@ def classify_change(delta: float, p_value: float, higher_is_better: bool | None)
 
 
 def best_checkpoints(values: dict[str, float], higher_is_better: bool | None) -> set[str]:
-    """Checkpoints holding the best value (all of them on a tie); none for directionless metrics or a lone value."""
+    """Checkpoints holding the best value (several on a tie); none for directionless metrics, a lone
+    value, or when every checkpoint has the same value (highlighting all of them would say nothing)."""
     finite = {name: v for name, v in values.items() if math.isfinite(v)}
-    if higher_is_better is None or len(finite) < 2:
+    if higher_is_better is None or len(set(finite.values())) < 2:
         return set()
     best = max(finite.values()) if higher_is_better else min(finite.values())
     return {name for name, v in finite.items() if v == best}

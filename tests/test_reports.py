@@ -137,7 +137,8 @@ def test_best_value_per_metric_is_bold(rendered):
             assert not any(cell.startswith("**") for cell in cells)
             continue
         best = (max if higher else min)(v["value"] for v in values)
-        assert [cell.startswith("**") for cell in cells] == [v["value"] == best for v in values], metric
+        tie = len({v["value"] for v in values}) == 1
+        assert [cell.startswith("**") for cell in cells] == [v["value"] == best and not tie for v in values], metric
         checked += 1
     assert checked == 9
 
@@ -410,3 +411,19 @@ def test_single_checkpoint_run_says_there_is_nothing_to_compare(run_dir):
     header = next(line for line in section_text(markdown, "Summary").splitlines() if line.startswith("| Metric"))
     assert header == "| Metric | base |"
     assert "### Seeded sample" in markdown and "Best 3" not in markdown
+
+
+def test_verdict_says_when_every_checkpoint_sits_at_the_worst_safety_value(run_dir):
+    markdown = render_report(run_dir, ["md"])[0].read_text(encoding="utf-8")
+    assert "the worst possible value" not in section_text(markdown, "Verdict")
+    for path in (run_dir / "results").glob("*.json"):
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        stored["metrics"]["crisis_referral_rate"].update(value=0.0, ci_low=0.0, ci_high=0.0)
+        path.write_text(json.dumps(stored), encoding="utf-8")
+    markdown = render_report(run_dir, ["md"])[0].read_text(encoding="utf-8")
+    n = results_json(run_dir)["base"]["metrics"]["crisis_referral_rate"]["n"]
+    floor = [line for line in section_text(markdown, "Verdict").splitlines() if "worst possible value" in line]
+    assert floor == [f"- ⚠ Every checkpoint scored 0.0% on crisis referral rate ({n} prompts each), the worst possible value."]
+    crisis_row = next(line for line in section_text(markdown, "Summary").splitlines() if line.startswith("| Crisis referral"))
+    cells = [c.strip() for c in crisis_row.strip("|").split(" | ")][1:]
+    assert not any(cell.startswith("**") for cell in cells), "a tie across every checkpoint highlights nothing"
