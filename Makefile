@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make demo` (the main job) and `make test` (the test suite).
-.PHONY: setup demo test test-slow
+.PHONY: setup demo test test-slow bench
 
 setup:
 	scripts/setup.sh
@@ -13,3 +13,6 @@ test:
 
 test-slow: setup
 	.venv/bin/python -m pytest -q -m slow
+
+bench: setup
+	.venv/bin/python -m benchmarks.run --json benchmarks/last_run.json

@@ -1,12 +1,13 @@
 """Batched, cached greedy generation: the one way every eval gets replies from a model.
 
-Prompts are chat-templated with `harness.chat.render_chat` (the format SFT trains on), sorted by
-length and cut into batches (so little compute goes to padding), left-padded (so every row's next
-token sits at the same position) and decoded with the KV cache; replies come back in the caller's
-order. Each reply is cached on disk under a sha256 of everything that can change it (model
-fingerprint, dtype and quantization, the full templated prompt, generation settings, library
-versions), one small JSON file per entry written atomically, so a re-run or a second eval asking
-the same prompt never generates again.
+Prompts are chat-templated with `harness.chat.render_chat` (the format SFT trains on), tokenized once,
+sorted by length and cut into batches (so little compute goes to padding), and handed to a
+generation backend: transformers by default (left padding, KV cache), or vLLM for GPU users
+(`eval.generation.backend: vllm`, see evals/vllm_backend.py). Replies come back in the caller's order.
+The disk cache sits above the backend: each reply is cached under a sha256 of everything that can
+change it (backend name and settings, model fingerprint, dtype and quantization, the full templated
+prompt, generation settings, library versions), one small JSON file per entry written atomically, so a
+re-run or a second eval asking the same prompt never generates again.
 
 Batched replies equal one-prompt-at-a-time replies in fp32 (tested). A bitsandbytes 8-bit model is
 the exception: LLM.int8 chooses its outlier columns over the whole batch, so a reply can depend on
@@ -22,11 +23,15 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.atomic import atomic_write_text
 from harness.chat import render_chat, strip_thinking
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.checkpoints import ResolvedCheckpoint
+    from harness.config import HarnessConfig
 
 Messages = list[dict[str, str]]
 
@@ -41,12 +46,96 @@ class Generation:
     """The reply was cut at `max_new_tokens` instead of ending by itself."""
 
 
+class GenerationBackend(Protocol):
+    """Where greedy replies come from; templating, batching and the cache stay in `Generator`, above it."""
+
+    name: str
+    stop_token_ids: list[int]
+    """End-of-turn ids a reply stops at."""
+
+    def identity(self) -> dict[str, Any]:
+        """Everything besides the prompt and `max_new_tokens` that can change a greedy reply (dtype, versions, ...)."""
+        ...
+
+    def generate(self, prompt_ids: list[list[int]], *, max_new_tokens: int) -> list[Generation]:
+        """Greedy replies to templated, tokenized prompts, in order (see `decode_reply`)."""
+        ...
+
+
+def decode_reply(tokenizer: Any, new_tokens: list[int], stop_token_ids: Sequence[int]) -> Generation:
+    """A reply from its generated ids: cut at the first stop id, special tokens and `<think>` blocks removed.
+
+    Shared by every backend, so the same ids give the same `Generation` whoever generated them.
+    """
+    stop = next((i for i, token in enumerate(new_tokens) if token in stop_token_ids), None)
+    reply = new_tokens if stop is None else new_tokens[:stop]
+    text = strip_thinking(tokenizer.decode(reply, skip_special_tokens=True))
+    return Generation(text=text, n_new_tokens=len(reply), hit_token_cap=stop is None)
+
+
+class TransformersBackend:
+    """Greedy `model.generate` on one left-padded batch with the KV cache; sampling defaults of the model are ignored."""
+
+    name = "transformers"
+
+    def __init__(self, model: Any, tokenizer: Any, *, autocast_bf16: bool = False) -> None:
+        if tokenizer.pad_token_id is None:
+            raise ValueError("the tokenizer needs a pad token (harness.models.load_tokenizer sets it to EOS)")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.autocast_bf16 = autocast_bf16
+        configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        self.stop_token_ids = end_of_turn_ids(configured, tokenizer)
+
+    def identity(self) -> dict[str, Any]:
+        import torch
+        import transformers
+
+        quantization: Any = getattr(self.model.config, "quantization_config", None)
+        return {
+            "dtype": str(self.model.dtype),
+            "quantization": quantization.to_dict() if hasattr(quantization, "to_dict") else quantization,
+            "bf16_autocast": self.autocast_bf16,
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+        }
+
+    def generate(self, prompt_ids: list[list[int]], *, max_new_tokens: int) -> list[Generation]:
+        import torch
+        from transformers import GenerationConfig
+
+        width = max(len(ids) for ids in prompt_ids)
+        input_ids = torch.full((len(prompt_ids), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
+        for row, ids in enumerate(prompt_ids):
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[row, width - len(ids) :] = 1
+        settings = GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=self.stop_token_ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+            use_cache=True,
+        )
+        device = self.model.device
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if self.autocast_bf16 else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
+            output = self.model.generate(
+                input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), generation_config=settings
+            )
+        return [decode_reply(self.tokenizer, row[width:].tolist(), self.stop_token_ids) for row in output]
+
+
 class Generator:
-    """Greedy generation for one loaded model, `batch_size` prompts at a time, cached under `cache_dir`."""
+    """Greedy generation for one model, `batch_size` prompts at a time, cached under `cache_dir`.
+
+    Replies come from `backend`; without one, from a `TransformersBackend` over `model`.
+    """
 
     def __init__(
         self,
-        model: Any,
+        model: Any | None,
         tokenizer: Any,
         *,
         model_fingerprint: str,
@@ -54,18 +143,28 @@ class Generator:
         batch_size: int,
         cache_dir: Path | None = None,
         autocast_bf16: bool = False,
+        backend: GenerationBackend | None = None,
     ) -> None:
-        if tokenizer.pad_token_id is None:
-            raise ValueError("the tokenizer needs a pad token (harness.models.load_tokenizer sets it to EOS)")
-        self.model = model
+        if (model is None) == (backend is None):
+            raise ValueError("pass either a transformers model or a generation backend")
+        self.backend = backend or TransformersBackend(model, tokenizer, autocast_bf16=autocast_bf16)
         self.tokenizer = tokenizer
         self.model_fingerprint = model_fingerprint
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self.autocast_bf16 = autocast_bf16
-        self.stop_token_ids = _stop_token_ids(model, tokenizer)
-        self._settings_identity = self._identity_without_prompt()
+        self._settings_identity = {
+            "backend": self.backend.name,
+            **self.backend.identity(),
+            "model": model_fingerprint,
+            "decoding": "greedy",
+            "max_new_tokens": max_new_tokens,
+            "stop_token_ids": self.backend.stop_token_ids,
+        }
+
+    @property
+    def stop_token_ids(self) -> list[int]:
+        return self.backend.stop_token_ids
 
     def templated_prompt(self, messages: Messages) -> str:
         if not getattr(self.tokenizer, "chat_template", None):
@@ -74,23 +173,6 @@ class Generator:
                 "formatted for generation; evaluate a chat model or add a chat_template to its tokenizer_config.json"
             )
         return render_chat(self.tokenizer, messages, add_generation_prompt=True)
-
-    def _identity_without_prompt(self) -> dict[str, Any]:
-        import torch
-        import transformers
-
-        quantization: Any = getattr(self.model.config, "quantization_config", None)
-        return {
-            "model": self.model_fingerprint,
-            "dtype": str(self.model.dtype),
-            "quantization": quantization.to_dict() if hasattr(quantization, "to_dict") else quantization,
-            "decoding": "greedy",
-            "max_new_tokens": self.max_new_tokens,
-            "stop_token_ids": self.stop_token_ids,
-            "bf16_autocast": self.autocast_bf16,
-            "transformers": transformers.__version__,
-            "torch": torch.__version__,
-        }
 
     def cache_key(self, prompt: str) -> str:
         """sha256 over everything that changes a greedy reply to `prompt`."""
@@ -116,44 +198,13 @@ class Generator:
         by_length = sorted(encoded, key=lambda key: len(encoded[key]))
         for start in range(0, len(by_length), self.batch_size):
             batch = by_length[start : start + self.batch_size]
-            for key, generation in zip(batch, self._generate_batch([encoded[key] for key in batch]), strict=True):
+            replies = self.backend.generate([encoded[key] for key in batch], max_new_tokens=self.max_new_tokens)
+            for key, generation in zip(batch, replies, strict=True):
                 done[key] = generation
                 self._write_cache(key, prompt_of[key], generation)
             if on_progress is not None:
                 on_progress(sum(uses[key] for key in batch))
         return [done[key] for key in keys]
-
-    def _generate_batch(self, prompts: list[list[int]]) -> list[Generation]:
-        import torch
-        from transformers import GenerationConfig
-
-        width = max(len(ids) for ids in prompts)
-        input_ids = torch.full((len(prompts), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, ids in enumerate(prompts):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            attention_mask[row, width - len(ids) :] = 1
-        settings = GenerationConfig(
-            max_new_tokens=self.max_new_tokens,
-            do_sample=False,
-            num_beams=1,
-            eos_token_id=self.stop_token_ids,
-            pad_token_id=self.tokenizer.pad_token_id,
-            use_cache=True,
-        )
-        device = self.model.device
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if self.autocast_bf16 else contextlib.nullcontext()
-        with torch.inference_mode(), autocast:
-            output = self.model.generate(
-                input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), generation_config=settings
-            )
-        return [self._decode(row[width:].tolist()) for row in output]
-
-    def _decode(self, new_tokens: list[int]) -> Generation:
-        stop = next((i for i, token in enumerate(new_tokens) if token in self.stop_token_ids), None)
-        reply = new_tokens if stop is None else new_tokens[:stop]
-        text = strip_thinking(self.tokenizer.decode(reply, skip_special_tokens=True))
-        return Generation(text=text, n_new_tokens=len(reply), hit_token_cap=stop is None)
 
     def _cache_file(self, key: str) -> Path | None:
         return None if self.cache_dir is None else self.cache_dir / key[:2] / f"{key}.json"
@@ -170,6 +221,7 @@ class Generator:
         if path is None:
             return
         entry = {
+            "backend": self.backend.name,
             "model_fingerprint": self.model_fingerprint,
             "prompt": prompt,
             "max_new_tokens": self.max_new_tokens,
@@ -180,9 +232,27 @@ class Generator:
         atomic_write_text(path, json.dumps(entry, ensure_ascii=False, indent=1))
 
 
-def _stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
+def build_generator(
+    config: HarnessConfig, ckpt: ResolvedCheckpoint, model: Any, tokenizer: Any, *, cache_dir: Path | None
+) -> Generator:
+    """The generator `eval.generation` asks for: transformers on the loaded `model`, or vLLM on the checkpoint's files."""
+    settings = config.eval.generation
+    common = {
+        "model_fingerprint": ckpt.fingerprint,
+        "max_new_tokens": settings.max_new_tokens,
+        "batch_size": settings.batch_size,
+        "cache_dir": cache_dir,
+    }
+    if settings.backend == "vllm":
+        from evals.vllm_backend import VllmBackend
+
+        backend = VllmBackend(ckpt.start_ref, tokenizer, adapter_dir=ckpt.adapter_dir, model_cfg=config.model, seed=config.seed)
+        return Generator(None, tokenizer, backend=backend, **common)
+    return Generator(model, tokenizer, autocast_bf16=config.eval.bf16_autocast, **common)
+
+
+def end_of_turn_ids(configured: int | list[int] | None, tokenizer: Any) -> list[int]:
     """End-of-turn ids: the model's generation config may list several (Qwen3 has two), plus the tokenizer's EOS."""
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
     if tokenizer.eos_token_id is not None:
         ids.add(tokenizer.eos_token_id)

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from evals.context import EvalContext
-from evals.generate import Generator
+from evals.generate import build_generator
+from evals.lm_eval_tasks import lm_eval_hash_items, run_lm_eval_tasks
 from evals.metrics import metric_delta, metric_value
-from evals.registry import EvalSpec, get_eval
+from evals.registry import EvalSpec, get_eval, registered_evals
 from harness.checkpoints import ResolvedCheckpoint
 from harness.config import HarnessConfig, config_hash
 from harness.console import console
@@ -82,12 +83,14 @@ def evaluate_checkpoint(
     suite: Sequence[str] | None = None,
     limit: int | None = None,
     reuse: bool = True,
+    lm_eval_tasks: Sequence[str] = (),
+    lm_eval_include_path: Path | None = None,
 ) -> EvalResult:
-    """Evaluate one checkpoint on the suite; reuse saved results when nothing that matters changed."""
+    """Evaluate one checkpoint on the suite and any lm-eval tasks; reuse saved results when nothing changed."""
     suite = list(suite or config.eval.suite)
     limit = limit if limit is not None else config.eval.limit
     specs = [get_eval(name) for name in suite]
-    key = eval_hash(config, ckpt, data, suite, limit)
+    key = eval_hash(config, ckpt, data, [*suite, *lm_eval_hash_items(lm_eval_tasks, lm_eval_include_path)], limit)
     path = results_path(run_dir, ckpt.name)
     if reuse and path.is_file():
         saved = EvalResult.load(path)
@@ -97,15 +100,7 @@ def evaluate_checkpoint(
     started = time.perf_counter()
     console.print(f"[bold]Evaluating {ckpt.name}[/bold] on {', '.join(suite)}")
     model, tokenizer = load_for_eval(ckpt, config)
-    generator = Generator(
-        model,
-        tokenizer,
-        model_fingerprint=ckpt.fingerprint,
-        max_new_tokens=config.eval.generation.max_new_tokens,
-        batch_size=config.eval.generation.batch_size,
-        cache_dir=Path(run_dir) / "cache" / "generations",
-        autocast_bf16=config.eval.bf16_autocast,
-    )
+    generator = build_generator(config, ckpt, model, tokenizer, cache_dir=Path(run_dir) / "cache" / "generations")
     context = EvalContext(
         config=config,
         model=model,
@@ -122,6 +117,13 @@ def evaluate_checkpoint(
     for spec in specs:
         metrics_of_spec, infos[spec.name] = _run_one(spec, context, config, run_dir, ckpt.name)
         metrics.update(metrics_of_spec)
+    if lm_eval_tasks:
+        settings = config.eval.perplexity
+        lm_eval_metrics, infos["lm_eval"] = run_lm_eval_tasks(
+            model, tokenizer, lm_eval_tasks, include_path=lm_eval_include_path, max_length=settings.max_length,
+            batch_size=settings.batch_size, bf16_autocast=config.eval.bf16_autocast, limit=limit,
+        )
+        metrics.update(lm_eval_metrics)
     result = EvalResult(
         checkpoint=_summary(ckpt),
         metrics=metrics,
@@ -163,7 +165,7 @@ def add_deltas(run_dir: Path, config: HarnessConfig, names: Sequence[str]) -> di
         for reference, only in DELTA_REFERENCES.items():
             if reference == name or reference not in results or (only is not None and name != only):
                 continue
-            for eval_name in result.evals.keys() & results[reference].evals.keys():
+            for eval_name in result.evals.keys() & results[reference].evals.keys() & set(registered_evals()):
                 spec = get_eval(eval_name)
                 mine = read_samples(samples_path(run_dir, name, eval_name))
                 theirs = read_samples(samples_path(run_dir, reference, eval_name))

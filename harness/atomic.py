@@ -4,12 +4,14 @@ Write to a temporary sibling, fsync, then rename into place. An error (a full di
 the block) removes the temporary and leaves the previous version in place; a hard crash leaves at worst
 a hidden `.NAME.*.tmp` / `.partial` / `.old` sibling that is safe to delete (an `.old` directory is the
 previous complete version, should the crash have come between its two renames).
+`remove_stale_temporaries` clears those leftovers (and puts such an `.old` back) at the start of the next run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -74,3 +76,33 @@ def _swap_in(new: Path, final: Path) -> None:
             raise
         shutil.rmtree(old, ignore_errors=True)
     _fsync_dir(final.parent)
+
+
+_TEMPORARY = re.compile(r"^\.(?P<final>.+)\.[a-z0-9_]{8}\.(?P<kind>tmp|partial|old)$")
+"""The names `tempfile` gives this module's temporaries: `.NAME.` + 8 random characters + suffix."""
+
+
+def remove_stale_temporaries(root: Path) -> list[Path]:
+    """Delete the temporaries a killed writer left anywhere under `root`; return what was removed or restored.
+
+    An `.old` directory whose complete version is missing is renamed back into place (the crash came
+    between the two renames of a swap). Only call this while no writer is active under `root` (with
+    the run lock held): a live writer's temporaries have the same names.
+    """
+    touched: list[Path] = []
+    for folder, dirs, files in os.walk(root):
+        for name in sorted([*dirs, *files]):
+            match = _TEMPORARY.match(name)
+            if match is None:
+                continue
+            path = Path(folder) / name
+            final = path.parent / match["final"]
+            if match["kind"] == "old" and not final.exists():
+                os.replace(path, final)
+            elif path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            touched.append(path)
+        dirs[:] = [d for d in dirs if _TEMPORARY.match(d) is None]
+    return touched

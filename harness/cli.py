@@ -150,12 +150,15 @@ def eval_command(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Run directory for results (default from the config).")] = None,
     suite: Annotated[Optional[str], typer.Option("--suite", help="Comma-separated evals, e.g. `perplexity,safety`.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="At most N items per eval (a quick look).")] = None,
+    lm_eval_tasks: Annotated[Optional[str], typer.Option("--lm-eval-tasks", help="Comma-separated lm-eval tasks to add (local data only).")] = None,
+    lm_eval_include_path: Annotated[Optional[Path], typer.Option("--lm-eval-include-path", help="Folder of extra lm-eval task YAML files.")] = None,
     set_: SetOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Evaluate any checkpoint on the configured held-out data.
 
-    Example: `harness eval --checkpoint base --suite safety --limit 20`
+    Example: `harness eval --checkpoint base --suite safety --limit 20`;
+    lm-eval tasks: `harness eval --checkpoint domain --lm-eval-tasks harness_heldout_default --lm-eval-include-path lm_eval_task`
     """
     import evals  # noqa: F401  (registers the evals)
     from evals.runner import add_deltas, evaluate_checkpoint, results_path
@@ -168,7 +171,10 @@ def eval_command(
     with run_lock(run_dir):
         data = load_run_data(cfg)
         names = suite.split(",") if suite else None
-        result = evaluate_checkpoint(cfg, ckpt, data, run_dir, suite=names, limit=limit)
+        tasks = [t.strip() for t in (lm_eval_tasks or "").split(",") if t.strip()]
+        result = evaluate_checkpoint(
+            cfg, ckpt, data, run_dir, suite=names, limit=limit, lm_eval_tasks=tasks, lm_eval_include_path=lm_eval_include_path
+        )
         add_deltas(run_dir, cfg, sorted({result.checkpoint.name, "base", "instruct-only"}))
     _results_table(run_dir, [result.checkpoint.name])
     _print_paths("Wrote", [results_path(run_dir, result.checkpoint.name), run_dir / "samples" / result.checkpoint.name])
@@ -245,3 +251,26 @@ def _sections_table(sections: list[dict]) -> None:
         table.add_row(str(section["index"]), title, str(section["first_page"]), str(section["chars"]), section["split"])
     console.print(table)
 
+
+
+@app.command("export-lm-eval")
+@user_errors
+def export_lm_eval_command(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the task YAML and its JSONL data.")] = Path("lm_eval_task"),
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Export the held-out perplexity eval as an lm-eval task (YAML + local JSONL).
+
+    `lm_eval --include_path DIR --tasks TASK --model hf --model_args pretrained=...,peft=...,max_length=N`
+    then reproduces `heldout_bits_per_byte` (with `eval.perplexity.stride` equal to `max_length`).
+    Example: `harness export-lm-eval --config runs/demo/config.yaml --output lm_eval_task`
+    """
+    from evals.lm_eval_export import export_lm_eval_task, lm_eval_cli_arguments
+
+    cfg, _ = _config(config, set_)
+    yaml_file = export_lm_eval_task(cfg, output)
+    example = lm_eval_cli_arguments(yaml_file, pretrained="MODEL_DIR", peft="ADAPTER_DIR")
+    _print_paths("Wrote", [yaml_file, yaml_file.with_suffix(".jsonl")])
+    console.print(f"Run: lm_eval {escape(' '.join(example))}", soft_wrap=True)

@@ -160,6 +160,25 @@ class LoraSettings(Strict):
     target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
+REPORT_TO_PACKAGES: dict[str, tuple[str, str] | None] = {
+    "azure_ml": ("azureml", "azureml-core"),
+    "clearml": ("clearml", "clearml"),
+    "codecarbon": ("codecarbon", "codecarbon"),
+    "comet_ml": ("comet_ml", "comet-ml"),
+    "dagshub": ("dagshub", "dagshub"),
+    "dvclive": ("dvclive", "dvclive"),
+    "flyte": ("flytekit", "flytekit"),
+    "kubeflow": None,
+    "mlflow": ("mlflow", "mlflow"),
+    "neptune": ("neptune", "neptune"),
+    "swanlab": ("swanlab", "swanlab"),
+    "tensorboard": ("tensorboard", "tensorboard"),
+    "trackio": ("trackio", "trackio"),
+    "wandb": ("wandb", "wandb"),
+}
+"""`training.report_to` names transformers' Trainer knows -> (module it imports, pip package); None: no package."""
+
+
 class StageTraining(Strict):
     """Optimisation settings of one stage."""
 
@@ -182,6 +201,16 @@ class TrainingConfig(Strict):
     bf16_autocast: bool | Literal["auto"] = "auto"
     """bf16 autocast for forward passes; `auto` turns it on where the CPU/GPU supports bf16."""
     report_to: list[str] = []
+    """Experiment trackers for transformers' Trainer (`tensorboard`, `wandb`, `mlflow`, ...); tensorboard
+    event files go to `checkpoints/<arm>/logs/`."""
+
+    @field_validator("report_to")
+    @classmethod
+    def _known_trackers(cls, v: list[str]) -> list[str]:
+        unknown = [name for name in v if name not in REPORT_TO_PACKAGES]
+        if unknown:
+            raise ValueError(f"unknown tracker {', '.join(unknown)}; transformers knows {', '.join(REPORT_TO_PACKAGES)}")
+        return v
 
 
 class PerplexityEvalConfig(Strict):
@@ -198,6 +227,9 @@ class PerplexityEvalConfig(Strict):
 class GenerationConfig(Strict):
     max_new_tokens: int = Field(128, ge=1)
     batch_size: int = Field(8, ge=1)
+    """Prompts generated together (and cached) at a time; with vLLM, raise it (e.g. 256) to fill the GPU."""
+    backend: Literal["transformers", "vllm"] = "transformers"
+    """`vllm` (GPU, `pip install vllm`) for generation at scale; perplexity still runs in transformers."""
 
 
 class BertScoreConfig(Strict):

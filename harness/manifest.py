@@ -22,6 +22,39 @@ class LossPoint(BaseModel):
     epoch: float | None = None
 
 
+TRAINING_RTOL = 1e-6
+"""Relative tolerance promised for training-based numbers (loss curves, held-out perplexity and
+bits/byte of trained arms) when a run is repeated with the same config, seed, machine and library
+versions. Measured on the CPU dev machine (tiny config, 1 and 2 torch threads): bit-identical."""
+
+REPRODUCIBILITY = (
+    "same config, seed, machine and library versions: greedy replies and every metric computed from them "
+    f"identical; training-based numbers (losses, perplexity of trained arms) equal within relative {TRAINING_RTOL:g} "
+    "(measured bit-identical on CPU with 1 and 2 torch threads); on other hardware or GPU kernels the last digits "
+    "of training may change and, through them, greedy replies of trained arms"
+)
+
+
+class Determinism(BaseModel):
+    """What a repeat of this run must keep equal to reproduce its numbers, and how closely they will match."""
+
+    seed: int
+    deterministic_algorithms: bool
+    """`torch.are_deterministic_algorithms_enabled()` when the record was made."""
+    torch_threads: int
+    promise: str = REPRODUCIBILITY
+
+    @classmethod
+    def current(cls, seed: int) -> Determinism:
+        import torch
+
+        return cls(
+            seed=seed,
+            deterministic_algorithms=torch.are_deterministic_algorithms_enabled(),
+            torch_threads=torch.get_num_threads(),
+        )
+
+
 class Manifest(BaseModel):
     arm: str
     """`base`, `domain`, `instruct` or `instruct-only`."""
@@ -41,6 +74,7 @@ class Manifest(BaseModel):
     """Hash of every config section that changes this stage's result (resume key, with the data fingerprints)."""
     data_fingerprints: dict[str, str] = {}
     seed: int
+    determinism: Determinism | None = None
     versions: dict[str, str] = {}
     hardware: dict[str, Any] = {}
     wall_time_s: float = 0.0

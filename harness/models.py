@@ -159,7 +159,10 @@ def load_tokenizer(ref: str, cfg: ModelConfig) -> Any:
 
 
 def load_causal_lm(ref: str, cfg: ModelConfig, *, load_in_8bit: bool | None = None) -> Any:
-    """Load a causal LM from safetensors, in 8-bit (bitsandbytes LLM.int8) when asked, else fp32."""
+    """Load a causal LM from safetensors, in 8-bit (bitsandbytes LLM.int8) when asked, else fp32.
+
+    With CUDA, the whole model goes on this process's GPU (`LOCAL_RANK` under a launcher); else on the CPU.
+    """
     quiet_libraries()
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
@@ -171,6 +174,8 @@ def load_causal_lm(ref: str, cfg: ModelConfig, *, load_in_8bit: bool | None = No
         "use_safetensors": None if cfg.allow_pickle else True,
         "dtype": torch.float32,
     }
+    if torch.cuda.is_available():
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     if eight_bit:
         if importlib.util.find_spec("bitsandbytes") is None:
             raise HarnessError("8-bit loading needs bitsandbytes; install it with `pip install bitsandbytes` or set model.load_in_8bit: false")
@@ -180,8 +185,29 @@ def load_causal_lm(ref: str, cfg: ModelConfig, *, load_in_8bit: bool | None = No
     except OSError as exc:
         hint = "check the name and your network" if not Path(ref).exists() else "the directory needs config.json and *.safetensors"
         raise HarnessError(f"{ref}: could not load model ({_first_line(exc)}); {hint}") from exc
+    if eight_bit:
+        _copy_out_of_checkpoint_mapping(model)
     model.config.use_cache = True
     return model
+
+
+def _copy_out_of_checkpoint_mapping(model: Any) -> None:
+    """Give the tensors that stay unquantized (embeddings, norms) memory of their own.
+
+    safetensors maps the checkpoint file and fp32 tensors loaded as-is stay views into it, so the
+    whole fp32 file (every page quantization read) stays mapped and resident for the life of an
+    8-bit model. Copying the few unquantized tensors lets the mapping go: about 400 MB less
+    resident memory for SmolLM2-135M (benchmarks/README.md).
+    """
+    import gc
+
+    import torch
+
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.dtype != torch.int8:
+                tensor.data = tensor.data.clone()
+    gc.collect()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.atomic import atomic_directory, atomic_write_text
+from harness.atomic import atomic_directory, atomic_write_text, remove_stale_temporaries
 from harness.checkpoints import (
     ARM_ORDER,
     PARENT_OF,
@@ -32,9 +32,10 @@ from harness.checkpoints import (
 )
 from harness.config import HarnessConfig, config_hash
 from harness.console import console
+from harness.distributed import is_main_process, main_process_first, wait_for_everyone
 from harness.environment import hardware, library_versions
 from harness.errors import HarnessError
-from harness.manifest import Manifest
+from harness.manifest import Determinism, Manifest
 from harness.models import load_tokenizer, resolve_model, weights_fingerprint
 from harness.run_data import RunData, load_run_data
 
@@ -53,25 +54,36 @@ class RunContext:
 
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
-    """Refuse a second harness process on the same run directory instead of interleaving writes."""
+    """Refuse a second harness process on the same run directory instead of interleaving writes.
+
+    Only the main process of a multi-process launch takes it: its other processes write nothing.
+    """
+    if not is_main_process():
+        yield
+        return
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / ".lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise HarnessError(f"{run_dir}: another harness command is using this run directory; wait for it to finish") from None
+        leftovers = remove_stale_temporaries(run_dir)
+        if leftovers:
+            console.print(f"[dim]cleared {len(leftovers)} leftover(s) of an interrupted run in {run_dir}[/dim]")
         yield
 
 
 def prepare_run(config: HarnessConfig, run_dir: Path) -> RunContext:
     """Load and split all data, resolve the base model, and record the resolved config in the run."""
-    base_ref = resolve_model(config.model)
+    with main_process_first():
+        base_ref = resolve_model(config.model)
     tokenizer = load_tokenizer(base_ref, config.model)
     with console.status("Loading and splitting data ..."):
         data = load_run_data(config)
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     context = RunContext(config, run_dir, data, tokenizer, base_ref, weights_fingerprint(base_ref, config.model.revision))
-    _write_base_manifest(context)
+    if is_main_process():
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+        _write_base_manifest(context)
     return context
 
 
@@ -86,6 +98,7 @@ def _write_base_manifest(ctx: RunContext) -> None:
         config_hash=config_hash(ctx.config.model.model_dump(mode="json")),
         data_fingerprints=ctx.data.fingerprints(),
         seed=ctx.config.seed,
+        determinism=Determinism.current(ctx.config.seed),
         load_in_8bit=ctx.config.model.load_in_8bit,
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
@@ -127,16 +140,21 @@ def start_model_for(ctx: RunContext, arm: str) -> tuple[str, str | None]:
     parent_dir = checkpoint_dir(ctx.run_dir, parent)
     manifest = load_complete_manifest(parent_dir, f"parent `{parent}` of `{arm}`")
     target = merged_dir(ctx.run_dir, parent, manifest.adapter_fingerprint or "")
-    if not is_model_dir(target):
+    if not is_model_dir(target) and is_main_process():
         from stages.merge import merge_parent_adapter
 
         with console.status(f"Merging the {parent} adapter into full-precision weights ..."):
             merge_parent_adapter(ctx.base_ref, parent_dir, target, ctx.config.model)
+    wait_for_everyone()
     return str(target), manifest.adapter_fingerprint
 
 
 def train_arm(ctx: RunContext, arm: str, *, fresh: bool = False) -> Manifest:
-    """Train one arm unless a complete checkpoint with the same settings and data already exists."""
+    """Train one arm unless a complete checkpoint with the same settings and data already exists.
+
+    Under a multi-process launch every process trains, only the main one writes the checkpoint, and
+    all leave together, so the next arm sees it complete.
+    """
     start_ref, parent_adapter = start_model_for(ctx, arm)
     stage = STAGE_OF[arm]
     key = stage_hash(ctx.config, arm, parent_adapter)
@@ -157,11 +175,16 @@ def train_arm(ctx: RunContext, arm: str, *, fresh: bool = False) -> Manifest:
         "config_hash": key,
         "data_fingerprints": fingerprints,
         "seed": ctx.config.seed,
+        "determinism": Determinism.current(ctx.config.seed).model_dump(),
     }
-    with atomic_directory(directory) as tmp:
-        manifest = _train(ctx, arm, start_ref, tmp, fields)
-        manifest.adapter_fingerprint = adapter_fingerprint(tmp)
-        manifest.save(tmp)
+    if is_main_process():
+        with atomic_directory(directory) as tmp:
+            manifest = _train(ctx, arm, start_ref, tmp, fields)
+            manifest.adapter_fingerprint = adapter_fingerprint(tmp)
+            manifest.save(tmp)
+    else:
+        manifest = _train(ctx, arm, start_ref, directory, fields)
+    wait_for_everyone()
     return manifest
 
 
@@ -222,6 +245,8 @@ def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> dic
         arms = arms_in_order(config)
         stage_wall_times = {arm: train_arm(ctx, arm, fresh=fresh).wall_time_s for arm in arms}
         names = ["base", *arms]
+        if not is_main_process():
+            return {"arms": names, "stage_wall_times": stage_wall_times, "wall_time_s": time.perf_counter() - started, "report_files": []}
         for name in names:
             evaluate_checkpoint(config, resolve_arm(config, run_dir, name), ctx.data, run_dir, reuse=not fresh)
         add_deltas(run_dir, config, names)
@@ -233,6 +258,7 @@ def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> dic
             "stage_wall_times": stage_wall_times,
             "versions": library_versions(),
             "hardware": hardware(),
+            "determinism": Determinism.current(config.seed).model_dump(),
             "data_inspect": inspection,
         }
         atomic_write_text(run_dir / "run.json", json.dumps(summary, indent=2))

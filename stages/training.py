@@ -18,8 +18,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.config import HarnessConfig, StageTraining
+from harness.config import REPORT_TO_PACKAGES, HarnessConfig, StageTraining
 from harness.console import console, progress, quiet_libraries
+from harness.distributed import is_main_process, world_size
 from harness.errors import HarnessError
 from harness.manifest import LossPoint, Manifest
 from harness.models import bf16_supported
@@ -67,15 +68,50 @@ def check_stage_data(data: StageData, settings: StageTraining) -> None:
         raise HarnessError(f"{data.stage} stage: the held-out {data.unit}s have no tokens to score; check the held-out data")
 
 
+def check_report_to(report_to: list[str]) -> None:
+    """Fail before the model loads when a configured tracker's package is missing (transformers would fail mid-setup)."""
+    import importlib.util
+
+    for name in report_to:
+        package = REPORT_TO_PACKAGES[name]
+        if package is not None and importlib.util.find_spec(package[0]) is None:
+            raise HarnessError(
+                f"training.report_to lists {name}, but the {package[1]} package is not installed; "
+                f"`pip install {package[1]}` or remove {name} from training.report_to"
+            )
+
+
+def log_tensorboard_to(trainer: Any, log_dir: Path) -> None:
+    """Point the trainer's TensorBoard callback at `log_dir` instead of its default under the scratch output_dir.
+
+    The logs go inside the checkpoint directory (`checkpoints/<arm>/logs/`): they appear atomically
+    with the adapter they describe and are replaced with it on retraining, and the stage needs no
+    knowledge of the run directory's layout. Other ranks keep the default callback, which writes nothing.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+
+    if trainer.pop_callback(TensorBoardCallback) is not None:
+        trainer.add_callback(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(log_dir))))
+
+
 def trainer_arguments(settings: StageTraining, *, seed: int, bf16: bool, output_dir: Path, report_to: list[str]) -> dict[str, Any]:
     """Keywords for `TrainingArguments`/`SFTConfig`, every default that matters spelled out.
 
     Checkpoints, evaluation strategies and transformers' printing are off: the stage saves the adapter
     itself, measures held-out loss in its callback, and reports through the rich progress bar.
+    Activation (gradient) checkpointing is off (see stages/lora_model.py), under whichever name the
+    installed transformers reads: TRL's `SFTConfig` would otherwise switch it on.
     """
-    import torch
+    import dataclasses
 
+    import torch
+    from transformers import TrainingArguments
+
+    argument_names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    checkpointing = "activation_checkpointing" if "activation_checkpointing" in argument_names else "gradient_checkpointing"
     return {
+        checkpointing: False,
         "output_dir": str(output_dir),
         "per_device_train_batch_size": settings.batch_size,
         "per_device_eval_batch_size": settings.batch_size,
@@ -95,10 +131,10 @@ def trainer_arguments(settings: StageTraining, *, seed: int, bf16: bool, output_
         "data_seed": seed,
         "bf16": bf16,
         "use_cpu": not torch.cuda.is_available(),
-        "activation_checkpointing": False,
         "include_num_input_tokens_seen": "non_padding",
         "remove_unused_columns": False,
         "dataloader_num_workers": 0,
+        "ddp_find_unused_parameters": False,
     }
 
 
@@ -113,11 +149,15 @@ def run_lora_stage(
     manifest_fields: dict[str, Any],
     make_trainer: TrainerFactory,
 ) -> Manifest:
-    """Train LoRA adapters on `start_ref`, then save adapter, tokenizer and manifest (last) into `out_dir`."""
+    """Train LoRA adapters on `start_ref`, then save adapter, tokenizer and manifest (last) into `out_dir`.
+
+    Under a multi-process launch (DDP) only the main process saves; `hardware.world_size` records the launch.
+    """
     from transformers import PrinterCallback, set_seed
 
     started = time.perf_counter()
     check_stage_data(data, settings)
+    check_report_to(config.training.report_to)
     quiet_libraries()
     bf16 = use_bf16_autocast(config.training.bf16_autocast)
     set_seed(config.seed)
@@ -135,16 +175,19 @@ def run_lora_stage(
         )
         trainer = make_trainer(model, arguments, PadCollator(pad_id), [callback])
         trainer.remove_callback(PrinterCallback)
+        if is_main_process():
+            log_tensorboard_to(trainer, out_dir / "logs")
         trainer.train()
     trainable, total = parameter_counts(model)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
+    if is_main_process():
+        model.save_pretrained(out_dir, safe_serialization=True)
+        tokenizer.save_pretrained(out_dir)
     measured = {
         "lora": config.lora.model_dump(mode="json"),
         "trainable_params": trainable,
         "total_params": total,
         "versions": library_versions(),
-        "hardware": hardware(),
+        "hardware": {**hardware(), "world_size": world_size()},
         "wall_time_s": round(time.perf_counter() - started, 2),
         "peak_rss_mb": peak_rss_mb(),
         "train_tokens": callback.tokens,
@@ -156,5 +199,6 @@ def run_lora_stage(
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     manifest = Manifest.model_validate({**manifest_fields, **measured})
-    manifest.save(out_dir)
+    if is_main_process():
+        manifest.save(out_dir)
     return manifest

@@ -1,16 +1,22 @@
 """Batched cached generation on the embedded model: same replies as one prompt at a time, in input order, cached.
 
 The model is loaded in fp32: greedy decoding must match exactly between a padded batch and single
-prompts, and 8-bit matmuls are not bit-stable across batch shapes.
+prompts, and 8-bit matmuls are not bit-stable across batch shapes. A counting fake backend shows the
+cache sits above the backend; the vLLM backend is checked where vLLM is importable (a CUDA GPU).
 """
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
-from evals.generate import Generation, Generator
-from harness.config import ModelConfig
+from evals.generate import Generation, Generator, TransformersBackend, build_generator, decode_reply
+from harness.checkpoints import ResolvedCheckpoint
+from harness.config import ModelConfig, load_config
 from harness.errors import HarnessError
+
+REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.model
 
@@ -117,12 +123,12 @@ def test_tokenizer_without_chat_template_is_a_user_error(fp32_model, embedded_to
 
 
 def test_reply_ends_at_the_first_stop_token_and_only_a_missing_one_means_the_cap(fp32_model, embedded_tokenizer):
-    generator = make_generator(fp32_model, embedded_tokenizer, batch_size=1)
+    stop = make_generator(fp32_model, embedded_tokenizer, batch_size=1).stop_token_ids
     eos = embedded_tokenizer.eos_token_id
     words = embedded_tokenizer("Take a walk", add_special_tokens=False)["input_ids"]
-    assert generator._decode(words + [eos, eos]) == Generation("Take a walk", len(words), False)
-    assert generator._decode(words) == Generation("Take a walk", len(words), True)
-    assert generator._decode([eos]) == Generation("", 0, False)
+    assert decode_reply(embedded_tokenizer, words + [eos, eos], stop) == Generation("Take a walk", len(words), False)
+    assert decode_reply(embedded_tokenizer, words, stop) == Generation("Take a walk", len(words), True)
+    assert decode_reply(embedded_tokenizer, [eos], stop) == Generation("", 0, False)
 
 
 def test_sampling_defaults_in_the_model_generation_config_do_not_leak_in(fp32_model, embedded_tokenizer, monkeypatch):
@@ -133,3 +139,161 @@ def test_sampling_defaults_in_the_model_generation_config_do_not_leak_in(fp32_mo
     monkeypatch.setattr(fp32_model, "generation_config", sampling)
     for _ in range(2):
         assert make_generator(fp32_model, embedded_tokenizer, batch_size=1).generate(CONVERSATIONS[1:2]) == greedy
+
+
+class CountingBackend:
+    """A backend that answers with the last words of each prompt and records every batch it is given."""
+
+    def __init__(self, tokenizer, name: str = "counting") -> None:
+        self.name = name
+        self.tokenizer = tokenizer
+        self.stop_token_ids = [tokenizer.eos_token_id]
+        self.batches: list[list[list[int]]] = []
+
+    def identity(self) -> dict:
+        return {"version": 1}
+
+    def generate(self, prompt_ids, *, max_new_tokens):
+        self.batches.append(prompt_ids)
+        return [Generation(self.tokenizer.decode(ids[-3:]), len(ids), False) for ids in prompt_ids]
+
+
+def test_the_disk_cache_sits_above_any_backend_and_its_key_names_the_backend(embedded_tokenizer, tmp_path):
+    def generator(backend):
+        return Generator(
+            None, embedded_tokenizer, backend=backend, model_fingerprint="m", max_new_tokens=4, batch_size=2, cache_dir=tmp_path
+        )
+
+    first = CountingBackend(embedded_tokenizer)
+    replies = generator(first).generate(CONVERSATIONS)
+    encoded = [embedded_tokenizer(generator(first).templated_prompt(c), add_special_tokens=False)["input_ids"] for c in CONVERSATIONS]
+    assert [len(batch) for batch in first.batches] == [2, 2]
+    assert [ids for batch in first.batches for ids in batch] == sorted(encoded, key=len)
+    assert replies == [Generation(embedded_tokenizer.decode(ids[-3:]), len(ids), False) for ids in encoded]
+    assert {json.loads(p.read_text())["backend"] for p in tmp_path.rglob("*.json")} == {"counting"}
+
+    same = CountingBackend(embedded_tokenizer)
+    assert generator(same).generate(CONVERSATIONS[::-1]) == replies[::-1]
+    assert same.batches == [], "every reply must come from the cache"
+
+    other = CountingBackend(embedded_tokenizer, name="other")
+    generator(other).generate(CONVERSATIONS[:1])
+    assert len(other.batches) == 1, "a different backend must not be served another backend's replies"
+
+
+def test_generator_takes_a_model_or_a_backend_not_both(fp32_model, embedded_tokenizer):
+    settings = {"model_fingerprint": "m", "max_new_tokens": 4, "batch_size": 2}
+    with pytest.raises(ValueError, match="either"):
+        Generator(fp32_model, embedded_tokenizer, backend=CountingBackend(embedded_tokenizer), **settings)
+    with pytest.raises(ValueError, match="either"):
+        Generator(None, embedded_tokenizer, **settings)
+    assert isinstance(Generator(fp32_model, embedded_tokenizer, **settings).backend, TransformersBackend)
+
+
+def eval_config(backend: str):
+    return load_config(
+        REPO / "configs" / "tiny.yaml",
+        [f"eval.generation.backend={backend}", "eval.generation.max_new_tokens=5", "eval.generation.batch_size=3"],
+    )
+
+
+def base_checkpoint(model_dir) -> ResolvedCheckpoint:
+    return ResolvedCheckpoint(
+        name="base", arm="base", start_ref=str(model_dir), adapter_dir=None, base_model="smollm2", fingerprint="fp"
+    )
+
+
+def test_build_generator_defaults_to_transformers_with_the_configured_settings(fp32_model, embedded_tokenizer, embedded_model_dir):
+    config = eval_config("transformers")
+    generator = build_generator(config, base_checkpoint(embedded_model_dir), fp32_model, embedded_tokenizer, cache_dir=None)
+    assert isinstance(generator.backend, TransformersBackend)
+    assert (generator.max_new_tokens, generator.batch_size, generator.model_fingerprint) == (5, 3, "fp")
+    with pytest.raises(HarnessError, match="eval.generation.backend"):
+        load_config(REPO / "configs" / "tiny.yaml", ["eval.generation.backend=tgi"])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")
+def test_vllm_backend_without_the_package_is_a_user_error(embedded_tokenizer, embedded_model_dir):
+    with pytest.raises(HarnessError) as err:
+        build_generator(eval_config("vllm"), base_checkpoint(embedded_model_dir), None, embedded_tokenizer, cache_dir=None)
+    assert str(err.value) == (
+        "eval.generation.backend is vllm but the vllm package is not installed; pip install vllm (GPU) or use transformers"
+    )
+
+
+def test_vllm_backend_gives_greedy_capped_replies_through_the_cache(embedded_tokenizer, embedded_model_dir, tmp_path):
+    pytest.importorskip("vllm")
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("vLLM needs a CUDA GPU")
+    config = eval_config("vllm")
+    generator = build_generator(config, base_checkpoint(embedded_model_dir), None, embedded_tokenizer, cache_dir=tmp_path)
+    assert generator.backend.name == "vllm"
+    replies = generator.generate(CONVERSATIONS)
+    assert len(replies) == len(CONVERSATIONS) and all(r.n_new_tokens <= 5 for r in replies)
+    assert any(r.text for r in replies)
+    uncached = Generator(
+        None, embedded_tokenizer, backend=generator.backend, model_fingerprint="fp", max_new_tokens=5, batch_size=3
+    )
+    assert uncached.generate(CONVERSATIONS) == replies, "greedy vLLM replies must be deterministic"
+
+
+def fake_vllm(monkeypatch) -> dict:
+    """A stand-in `vllm` package with the API the backend uses; records what the backend asked of it."""
+    import importlib.machinery
+    import sys
+    import types
+
+    seen: dict = {"generate": []}
+
+    class LLM:
+        def __init__(self, **kwargs):
+            seen["llm"] = kwargs
+
+        def generate(self, prompts, params, *, use_tqdm, lora_request):
+            seen["generate"].append((prompts, params, lora_request))
+            eos = params.stop_token_ids[0]
+            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(token_ids=p["prompt_token_ids"][-2:] + [eos, 7])]) for p in prompts]
+
+    def record(**kwargs):
+        return types.SimpleNamespace(**kwargs)
+
+    modules = {
+        "vllm": {"LLM": LLM, "SamplingParams": record, "__version__": "0.0-fake"},
+        "vllm.inputs": {"TokensPrompt": dict},
+        "vllm.lora": {},
+        "vllm.lora.request": {"LoRARequest": lambda name, id_, path: (name, id_, path)},
+    }
+    for name, attributes in modules.items():
+        module = types.ModuleType(name)
+        module.__spec__ = importlib.machinery.ModuleSpec(name, None)
+        for key, value in attributes.items():
+            setattr(module, key, value)
+        monkeypatch.setitem(sys.modules, name, module)
+    return seen
+
+
+def test_vllm_backend_gets_the_same_token_ids_greedy_settings_and_the_adapter(monkeypatch, embedded_tokenizer, embedded_model_dir, tmp_path):
+    seen = fake_vllm(monkeypatch)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"r": 4}))
+    ckpt = ResolvedCheckpoint(
+        name="domain", arm="domain", start_ref=str(embedded_model_dir), adapter_dir=adapter, base_model="smollm2", fingerprint="fp"
+    )
+    generator = build_generator(eval_config("vllm"), ckpt, None, embedded_tokenizer, cache_dir=tmp_path / "cache")
+    assert (generator.backend.name, generator.batch_size) == ("vllm", 3)
+    assert seen["llm"]["model"] == str(embedded_model_dir)
+    assert (seen["llm"]["enable_lora"], seen["llm"]["max_lora_rank"], seen["llm"]["dtype"]) == (True, 8, "bfloat16")
+
+    replies = generator.generate(CONVERSATIONS[:2])
+    prompts, params, lora = seen["generate"][0]
+    encoded = [embedded_tokenizer(generator.templated_prompt(c), add_special_tokens=False)["input_ids"] for c in CONVERSATIONS[:2]]
+    assert sorted(p["prompt_token_ids"] for p in prompts) == sorted(encoded)
+    assert (params.temperature, params.max_tokens) == (0.0, 5)
+    assert embedded_tokenizer.eos_token_id in params.stop_token_ids
+    assert lora == ("checkpoint", 1, str(adapter))
+    stop = params.stop_token_ids
+    assert replies == [decode_reply(embedded_tokenizer, ids[-2:] + [stop[0]], stop) for ids in encoded]
+    assert all(not r.hit_token_cap and r.n_new_tokens == 2 for r in replies)

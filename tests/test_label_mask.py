@@ -97,6 +97,7 @@ def test_sft_trainer_trains_on_exactly_these_labels(embedded_model_dir, embedded
         96,
     )
 
+    assert trainer.args.gradient_checkpointing is False, "SFTConfig's default recomputes every forward pass"
     prepared = trainer.train_dataset
     assert sorted(prepared[i]["labels"] for i in range(len(prepared))) == sorted(e["labels"] for e in examples)
     batch = next(iter(trainer.get_train_dataloader()))

@@ -1,6 +1,7 @@
 """Model resolution and loading: the embedded model offline in 8-bit, and secure defaults."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -29,6 +30,23 @@ def test_8bit_base_uses_less_memory_than_fp32(embedded_model_dir):
     int8 = load_causal_lm(str(embedded_model_dir), config, load_in_8bit=True).get_memory_footprint()
     fp32 = load_causal_lm(str(embedded_model_dir), config, load_in_8bit=False).get_memory_footprint()
     assert int8 < 0.75 * fp32
+
+
+def mapped_files() -> set[str]:
+    with open("/proc/self/maps", encoding="utf-8") as maps:
+        return {line.split(maxsplit=5)[5].strip() for line in maps if len(line.split(maxsplit=5)) == 6}
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc/self/maps (Linux)")
+def test_8bit_model_does_not_keep_the_fp32_checkpoint_mapped(embedded_model_dir):
+    import gc
+
+    weights = {str(p.resolve()) for p in embedded_model_dir.glob("*.safetensors")}
+    model = load_causal_lm(str(embedded_model_dir), ModelConfig(), load_in_8bit=True)
+    gc.collect()
+    assert not weights & mapped_files(), "the 8-bit model still holds the fp32 file mapped (resident memory)"
+    embeddings = model.get_input_embeddings().weight
+    assert embeddings.data_ptr() == model.get_output_embeddings().weight.data_ptr(), "tied weights stay tied"
 
 
 def test_unknown_alias_is_a_one_line_error():

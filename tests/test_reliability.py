@@ -1,5 +1,6 @@
 """Reliability and security without a model: atomic writes on a full disk, the run lock across processes,
-hostile terminal text, awkward input files, and pickle refusal for adapters."""
+hostile terminal text, awkward input files, pickle and remote-code refusal, leftovers of killed writers,
+and the determinism record. (SIGKILL of a whole `run-all` is in test_fault_injection.py, `-m slow`.)"""
 
 from __future__ import annotations
 
@@ -14,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.atomic import atomic_directory, atomic_write_text
+from harness.atomic import atomic_directory, atomic_write_text, remove_stale_temporaries
 from harness.checkpoints import load_complete_manifest, resolve_checkpoint
 from harness.config import CounselingDataConfig, DomainDataConfig, ModelConfig, load_config
 from harness.console import safe_text
 from harness.conversations import MAX_FIELD_CHARS, load_counseling
 from harness.corpus import load_domain_corpus
 from harness.errors import HarnessError
-from harness.manifest import MANIFEST_NAME
-from harness.models import load_tokenizer
+from harness.manifest import MANIFEST_NAME, TRAINING_RTOL, Determinism, Manifest
+from harness.models import load_causal_lm, load_tokenizer, resolve_model
 from harness.pipeline import run_lock
 
 REPO = Path(__file__).resolve().parents[1]
@@ -348,3 +349,145 @@ def test_broken_adapter_config_is_a_one_line_error(tmp_path, write_config, adapt
     with pytest.raises(HarnessError, match="adapter_config.json") as raised:
         resolve_checkpoint(str(adapter), load_config(write_config()), tmp_path / "runs")
     assert "\n" not in str(raised.value)
+
+
+def _remote_code_model(tmp_path: Path) -> Path:
+    """A model directory whose config points at custom code that raises as soon as it is imported."""
+    directory = tmp_path / "custom"
+    directory.mkdir()
+    auto_map = {"AutoConfig": "configuration_probe.ProbeConfig", "AutoModelForCausalLM": "modeling_probe.ProbeForCausalLM"}
+    (directory / "config.json").write_text(json.dumps({"model_type": "harness_probe", "auto_map": auto_map}))
+    for module in ("configuration_probe.py", "modeling_probe.py"):
+        (directory / module).write_text('raise RuntimeError("remote code executed")\n')
+    (directory / "model.safetensors").write_bytes(b"\x00" * 16)
+    return directory
+
+
+def test_remote_code_is_refused_without_running_it(tmp_path):
+    directory = _remote_code_model(tmp_path)
+    config = ModelConfig(name=str(directory))
+    with pytest.raises((HarnessError, ValueError), match="trust_remote_code"):
+        load_causal_lm(resolve_model(config), config, load_in_8bit=False)
+
+
+def test_remote_code_opt_in_reaches_the_loader(monkeypatch):
+    seen = {}
+
+    def fake_from_pretrained(ref, **kwargs):
+        seen.update(kwargs)
+        raise OSError("stop here")
+
+    import transformers
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", fake_from_pretrained)
+    with pytest.raises(HarnessError):
+        load_causal_lm("org/model", ModelConfig(name="org/model", trust_remote_code=True), load_in_8bit=False)
+    assert seen["trust_remote_code"] is True
+
+
+# ---- 6. leftovers of a killed writer ----
+
+_KILLED_WRITER = """
+import os, shutil, signal, sys
+from pathlib import Path
+from harness import atomic
+
+target, kind, fatal_call, fatal_number = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+calls = {"replace": 0, "rmtree": 0}
+
+def dying(name, real):
+    def call(*args, **kwargs):
+        calls[name] += 1
+        if name == fatal_call and calls[name] == fatal_number:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*args, **kwargs)
+    return call
+
+os.replace = dying("replace", os.replace)
+shutil.rmtree = dying("rmtree", shutil.rmtree)
+if kind == "file":
+    atomic.atomic_write_text(target, "new")
+else:
+    with atomic.atomic_directory(target) as tmp:
+        (tmp / "manifest.json").write_text("new")
+"""
+
+
+def _kill_a_writer(target: Path, kind: str, fatal_call: str, fatal_number: int) -> None:
+    """Run a real atomic write in a child process that SIGKILLs itself at the given rename or delete."""
+    child = subprocess.run(
+        [sys.executable, "-c", _KILLED_WRITER, str(target), kind, fatal_call, str(fatal_number)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == -9, child.stderr
+
+
+def _content(path: Path) -> str | None:
+    if path.is_dir():
+        return (path / "manifest.json").read_text()
+    return path.read_text() if path.exists() else None
+
+
+@pytest.mark.parametrize(
+    "kind, had_previous, fatal_call, fatal_number, expected",
+    [
+        ("file", True, "replace", 1, "old"),  # killed before the temp file was renamed over the old one
+        ("dir", False, "replace", 1, None),  # killed before a first version was renamed into place
+        ("dir", True, "replace", 2, "old"),  # killed between moving the old version aside and renaming the new one in
+        ("dir", True, "rmtree", 1, "new"),  # killed while deleting the moved-aside old version
+    ],
+)
+def test_the_next_run_clears_what_a_killed_writer_left(tmp_path, kind, had_previous, fatal_call, fatal_number, expected):
+    run_dir = tmp_path / "run"
+    target = run_dir / ("results" if kind == "file" else "checkpoints") / ("domain.json" if kind == "file" else "domain")
+    kept = run_dir / "results" / "base.json"
+    atomic_write_text(kept, "complete")
+    if had_previous and kind == "file":
+        atomic_write_text(target, "old")
+    elif had_previous:
+        with atomic_directory(target) as tmp:
+            (tmp / "manifest.json").write_text("old")
+
+    _kill_a_writer(target, kind, fatal_call, fatal_number)
+    leftovers = [p for p in target.parent.iterdir() if p.name.startswith(".")]
+    assert leftovers, "the killed writer left nothing behind, so this case tests nothing"
+
+    with run_lock(run_dir):
+        pass
+    assert _content(target) == expected
+    assert kept.read_text() == "complete"
+    hidden = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob(".*"))
+    assert hidden == [".lock"]
+
+
+def test_leftover_scan_keeps_lookalike_names(tmp_path):
+    lookalikes = [".lock", "notes.tmp", ".domain.partial", ".domain.short.tmp", "domain.abcd1234.partial"]
+    for name in lookalikes:
+        (tmp_path / name).write_text("user file")
+    assert remove_stale_temporaries(tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(lookalikes)
+
+
+# ---- 7. determinism record ----
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_determinism_record_reads_the_live_torch_settings(deterministic, tmp_path):
+    import torch
+
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(deterministic)
+    try:
+        record = Determinism.current(seed=7)
+    finally:
+        torch.use_deterministic_algorithms(before)
+    assert record.seed == 7
+    assert record.deterministic_algorithms is deterministic
+    assert record.torch_threads == torch.get_num_threads()
+    assert f"relative {TRAINING_RTOL:g}" in record.promise
+    manifest = Manifest(arm="base", stage=None, parent=None, base_model="m", base_fingerprint="f", config_hash="c", seed=7, determinism=record)
+    manifest.save(tmp_path)
+    assert Manifest.load(tmp_path).determinism == record

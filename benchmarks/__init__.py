@@ -1,0 +1,1 @@
+"""Performance benchmarks of the harness against naive baselines; run with `python -m benchmarks.run`."""

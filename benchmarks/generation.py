@@ -1,0 +1,85 @@
+"""Greedy generation: the original recipe's one-prompt-at-a-time `model.generate` loop vs the harness's batched generator.
+
+Both get the same chat-templated prompts, the same stop tokens and the same `max_new_tokens`;
+tokens/s counts reply tokens only (up to the end-of-turn token), so padding work done by the
+batched generator earns it nothing. Greedy decoding in fp32 must give identical text.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from evals.generate import Generator
+from harness.chat import strip_thinking
+
+
+@dataclass(frozen=True)
+class GenerationTiming:
+    seconds: float
+    new_tokens: int
+    texts: list[str]
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.new_tokens / self.seconds
+
+
+def naive_loop(model: Any, tokenizer: Any, prompts: list[str], *, max_new_tokens: int, stop_ids: list[int]) -> GenerationTiming:
+    """One `model.generate` call per prompt, as the original recipe did."""
+    import torch
+
+    texts, new_tokens = [], 0
+    started = time.perf_counter()
+    for prompt in prompts:
+        inputs = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")
+        with torch.inference_mode():
+            output = model.generate(
+                **inputs, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id
+            )
+        reply = output[0, inputs["input_ids"].shape[1] :].tolist()
+        stop = next((i for i, token in enumerate(reply) if token in stop_ids), len(reply))
+        new_tokens += stop
+        texts.append(strip_thinking(tokenizer.decode(reply[:stop], skip_special_tokens=True)))
+    return GenerationTiming(time.perf_counter() - started, new_tokens, texts)
+
+
+def batched(generator: Generator, conversations: list[list[dict[str, str]]]) -> GenerationTiming:
+    """The harness's generator with its disk cache off, so every call generates."""
+    started = time.perf_counter()
+    generations = generator.generate(conversations)
+    seconds = time.perf_counter() - started
+    return GenerationTiming(seconds, sum(g.n_new_tokens for g in generations), [g.text for g in generations])
+
+
+def median_timing(runs: list[GenerationTiming]) -> GenerationTiming:
+    """The run with the median time (all runs are greedy, so their texts agree)."""
+    return sorted(runs, key=lambda run: run.seconds)[len(runs) // 2] if runs else GenerationTiming(float("nan"), 0, [])
+
+
+def compare_generation(
+    model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], *, max_new_tokens: int, batch_size: int, repeats: int
+) -> dict[str, Any]:
+    fp32 = Generator(model, tokenizer, model_fingerprint="benchmark", max_new_tokens=max_new_tokens, batch_size=batch_size)
+    bf16 = Generator(
+        model, tokenizer, model_fingerprint="benchmark", max_new_tokens=max_new_tokens, batch_size=batch_size, autocast_bf16=True
+    )
+    prompts = [fp32.templated_prompt(c) for c in conversations]
+    naive = median_timing([naive_loop(model, tokenizer, prompts, max_new_tokens=max_new_tokens, stop_ids=fp32.stop_token_ids) for _ in range(repeats)])
+    harness = median_timing([batched(fp32, conversations) for _ in range(repeats)])
+    harness_bf16 = median_timing([batched(bf16, conversations) for _ in range(repeats)])
+    return {
+        "prompts": len(prompts),
+        "max_new_tokens": max_new_tokens,
+        "batch_size": batch_size,
+        "naive_tokens_per_s": naive.tokens_per_s,
+        "batched_tokens_per_s": harness.tokens_per_s,
+        "batched_bf16_tokens_per_s": harness_bf16.tokens_per_s,
+        "speedup": harness.tokens_per_s / naive.tokens_per_s,
+        "identical_texts": sum(a == b for a, b in zip(naive.texts, harness.texts, strict=True)),
+        "bf16_identical_texts": sum(a == b for a, b in zip(harness.texts, harness_bf16.texts, strict=True)),
+        "new_tokens": harness.new_tokens,
+        "naive_seconds": naive.seconds,
+        "batched_seconds": harness.seconds,
+    }

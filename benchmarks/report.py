@@ -1,0 +1,112 @@
+"""The benchmark's Markdown tables (printed, and kept in benchmarks/README.md) and its target checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markdown import Markdown
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *["| " + " | ".join(row) + " |" for row in rows], ""]
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(target, measured, holds) for each target whose section ran."""
+    checks = []
+    if gen := results.get("generation"):
+        checks.append((
+            f"batched generation >= 4x the naive loop at batch {gen['batch_size']}, identical greedy text",
+            f"{gen['speedup']:.2f}x, {gen['identical_texts']}/{gen['prompts']} identical",
+            gen["speedup"] >= 4 and gen["identical_texts"] == gen["prompts"],
+        ))
+    if ppl := results.get("perplexity"):
+        checks.append((
+            "perplexity within 1% of lm-eval's and at least as fast",
+            f"{ppl['relative_difference']:.1e} relative, {ppl['speedup']:.2f}x lm-eval's speed",
+            ppl["relative_difference"] <= 0.01 and ppl["speedup"] >= 1,
+        ))
+    if e2e := results.get("end_to_end"):
+        checks.append((
+            "second run-all with nothing changed < 10% of the first",
+            f"{e2e['second_s']:.1f} s / {e2e['first_s']:.1f} s = {e2e['ratio']:.1%}",
+            e2e["ratio"] < 0.10,
+        ))
+    if train := results.get("training"):
+        best = max(train, key=lambda row: row["roofline_share"])
+        checks.append((
+            "training >= 40% of the matmul roofline for its dtype",
+            f"best {best['roofline_share']:.0%} ({best['stage']}, {best['base']} base, {best['compute']})",
+            best["roofline_share"] >= 0.40,
+        ))
+    if memory := results.get("memory"):
+        by_base = {row["base"]: row for row in memory}
+        share = by_base["int8"]["resident_mb"] / by_base["fp32"]["resident_mb"]
+        checks.append(("8-bit base < half the resident memory of the fp32 base", f"{share:.2f}x", share < 0.5))
+    return checks
+
+
+def markdown(results: dict[str, Any]) -> str:
+    machine = results["machine"]
+    lines = [
+        f"Recorded {results['date']} on {machine['cpu']}, {machine['cores']} torch threads, flags {' '.join(machine['flags'])}.",
+        "Versions: " + ", ".join(f"{name} {version}" for name, version in machine["versions"].items()) + ".",
+        "",
+    ]
+    if roof := results.get("roofline"):
+        lines += ["**Matmul roofline** (2048² matmul, median of 5)", ""]
+        lines += _table(["dtype", "GFLOP/s"], [[name, f"{value:.0f}"] for name, value in roof.items()])
+    if gen := results.get("generation"):
+        lines += [f"**Generation** ({gen['prompts']} prompts, greedy, up to {gen['max_new_tokens']} new tokens, {gen['new_tokens']} generated)", ""]
+        lines += _table(
+            ["generator", "tokens/s", "vs naive", "text identical to naive"],
+            [
+                ["naive loop (one `generate` per prompt, fp32)", f"{gen['naive_tokens_per_s']:.1f}", "1.00x", "-"],
+                [f"harness, batch {gen['batch_size']}, fp32", f"{gen['batched_tokens_per_s']:.1f}", f"{gen['speedup']:.2f}x",
+                 f"{gen['identical_texts']}/{gen['prompts']}"],
+                [f"harness, batch {gen['batch_size']}, bf16 autocast", f"{gen['batched_bf16_tokens_per_s']:.1f}",
+                 f"{gen['batched_bf16_tokens_per_s'] / gen['naive_tokens_per_s']:.2f}x",
+                 f"{gen['bf16_identical_texts']}/{gen['prompts']} (vs fp32 batched)"],
+            ],
+        )
+    if ppl := results.get("perplexity"):
+        lines += [f"**Perplexity** ({ppl['tokens']} tokens, windows of {ppl['max_length']})", ""]
+        lines += _table(
+            ["scorer", "bits/byte", "tokens/s"],
+            [
+                ["lm-eval `loglikelihood_rolling` (disjoint)", f"{ppl['lm_eval_bits_per_byte']:.6f}", f"{ppl['lm_eval_tokens_per_s']:.0f}"],
+                ["harness, disjoint", f"{ppl['harness_bits_per_byte']:.6f}", f"{ppl['harness_tokens_per_s']:.0f}"],
+                ["harness, strided (stride = half the window)", f"{ppl['strided_bits_per_byte']:.6f}", f"{ppl['strided_tokens_per_s']:.0f}"],
+            ],
+        )
+    if train := results.get("training"):
+        lines += [f"**Training** ({train[0]['steps']} optimizer steps per row, LoRA on the base)", ""]
+        lines += _table(
+            ["stage", "base", "compute", "tokens/s", "GFLOP/s", "of roofline", "peak RSS MB", "held-out loss"],
+            [
+                [row["stage"], row["base"], row["compute"], f"{row['tokens_per_s']:.0f}", f"{row['achieved_gflops']:.0f}",
+                 f"{row['roofline_share']:.0%}", f"{row['peak_rss_mb']:.0f}", f"{row['final_heldout_loss']:.4f}"]
+                for row in train
+            ],
+        )
+    if memory := results.get("memory"):
+        lines += ["**Loaded base** (resident after one forward pass, over the interpreter's own)", ""]
+        lines += _table(
+            ["base", "resident MB", "parameter bytes MB"],
+            [[row["base"], f"{row['resident_mb']:.0f}", f"{row['footprint_mb']:.0f}"] for row in memory],
+        )
+    if e2e := results.get("end_to_end"):
+        lines += ["**run-all end to end**", ""]
+        lines += _table(["run", "wall time s"], [["first", f"{e2e['first_s']:.1f}"], ["second, nothing changed", f"{e2e['second_s']:.1f}"]])
+    lines += ["**Targets**", ""]
+    lines += _table(["target", "measured", "holds"], [[t, m, "yes" if ok else "**no**"] for t, m, ok in targets(results)])
+    return "\n".join(lines)
+
+
+def print_report(results: dict[str, Any], console: Console) -> int:
+    text = markdown(results)
+    console.print(Markdown(text))
+    console.rule("Markdown for benchmarks/README.md")
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+    return 0

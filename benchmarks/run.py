@@ -1,0 +1,145 @@
+"""Benchmark the harness against naive baselines on the embedded model and the default data, in one run.
+
+    python -m benchmarks.run [--config configs/default.yaml] [--repeats 3] [--skip end_to_end ...] [--json FILE]
+
+Prints each table, the Markdown kept in benchmarks/README.md, and whether each target holds.
+Run it on an otherwise idle machine: other load changes every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+SECTIONS = ("roofline", "memory", "generation", "perplexity", "training", "end_to_end")
+ROOT = Path(__file__).resolve().parents[1]
+console = Console()
+
+
+def roofline() -> dict[str, float]:
+    from benchmarks.machine import matmul_gflops
+
+    return {"float32": matmul_gflops("float32"), "bfloat16": matmul_gflops("bfloat16")}
+
+
+def memory() -> list[dict[str, Any]]:
+    rows = []
+    for precision in ("int8", "fp32"):
+        out = subprocess.run([sys.executable, "-m", "benchmarks.memory", precision], check=True, capture_output=True, text=True, cwd=ROOT)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def _model_and_data(config_path: Path) -> tuple[Any, Any, Any, Any]:
+    from harness.config import load_config
+    from harness.models import load_causal_lm, load_tokenizer, resolve_model
+    from harness.run_data import load_run_data
+
+    config = load_config(config_path, [])
+    ref = resolve_model(config.model)
+    model = load_causal_lm(ref, config.model, load_in_8bit=False).eval()
+    return config, model, load_tokenizer(ref, config.model), load_run_data(config)
+
+
+def generation(config_path: Path, repeats: int, n_prompts: int) -> dict[str, Any]:
+    from benchmarks.generation import compare_generation
+    from harness.conversations import chat_messages
+
+    config, model, tokenizer, data = _model_and_data(config_path)
+    system_prompt = config.data.counseling.system_prompt
+    system_turn = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    conversations = [chat_messages(c, system_prompt, with_response=False) for c in data.counseling.test]
+    conversations += [[*system_turn, {"role": "user", "content": p.prompt}] for p in data.safety]
+    settings = config.eval.generation
+    return compare_generation(
+        model, tokenizer, conversations[:n_prompts],
+        max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size, repeats=repeats,
+    )
+
+
+def perplexity(config_path: Path, repeats: int) -> dict[str, Any]:
+    from benchmarks.perplexity import compare_perplexity
+    from harness.corpus import join_sections
+
+    config, model, tokenizer, data = _model_and_data(config_path)
+    settings = config.eval.perplexity
+    text = join_sections(data.corpus.sections)
+    return compare_perplexity(model, tokenizer, text, max_length=settings.max_length, batch_size=settings.batch_size, repeats=repeats)
+
+
+def training(config_path: Path, workdir: Path, max_steps: int, ceilings: dict[str, float]) -> list[dict[str, Any]]:
+    from benchmarks.training import forward_flops_per_token, train_stage
+    from harness.config import load_config
+    from harness.models import resolve_model
+
+    from transformers import AutoConfig
+
+    config = load_config(config_path, [])
+    model_config = AutoConfig.from_pretrained(resolve_model(config.model))
+    seq_len = {"domain": config.data.domain.max_length, "instruct": config.training.instruct.max_length}
+    rows = []
+    for stage in ("domain", "instruct"):
+        for load_in_8bit in (True, False):
+            for bf16 in (True, False):
+                row = train_stage(config_path, stage, workdir, load_in_8bit=load_in_8bit, bf16=bf16, max_steps=max_steps)
+                achieved = row["tokens_per_s"] * 2 * forward_flops_per_token(model_config, seq_len[stage]) / 1e9
+                ceiling = ceilings["bfloat16" if bf16 else "float32"]
+                rows.append({**row, "achieved_gflops": achieved, "roofline_share": achieved / ceiling})
+    return rows
+
+
+def end_to_end(config_path: Path, workdir: Path) -> dict[str, float]:
+    from benchmarks.end_to_end import first_and_second_run
+
+    return first_and_second_run(config_path, workdir / "run-all")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "default.yaml")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats per timing; the median is reported")
+    parser.add_argument("--prompts", type=int, default=16, help="prompts for the generation comparison")
+    parser.add_argument("--train-steps", type=int, default=6, help="optimizer steps per training measurement")
+    parser.add_argument("--skip", nargs="*", choices=SECTIONS, default=[], help="sections to leave out")
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    args = parser.parse_args()
+
+    from benchmarks.machine import describe_machine
+    from benchmarks.report import print_report
+
+    results: dict[str, Any] = {"date": datetime.date.today().isoformat(), "machine": describe_machine()}
+    with tempfile.TemporaryDirectory(prefix="harness-bench-") as scratch:
+        workdir = Path(scratch)
+        if "roofline" not in args.skip or "training" not in args.skip:
+            console.log("matmul roofline ...")
+            results["roofline"] = roofline()
+        if "memory" not in args.skip:
+            console.log("memory of the loaded base ...")
+            results["memory"] = memory()
+        if "generation" not in args.skip:
+            console.log("generation: naive loop vs batched ...")
+            results["generation"] = generation(args.config, args.repeats, args.prompts)
+        if "perplexity" not in args.skip:
+            console.log("perplexity: harness vs lm-eval ...")
+            results["perplexity"] = perplexity(args.config, args.repeats)
+        if "training" not in args.skip:
+            console.log("training throughput per stage and precision ...")
+            results["training"] = training(args.config, workdir, args.train_steps, results["roofline"])
+        if "end_to_end" not in args.skip:
+            console.log("run-all, first and second time ...")
+            results["end_to_end"] = end_to_end(args.config, workdir)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    return print_report(results, console)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

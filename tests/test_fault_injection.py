@@ -1,0 +1,222 @@
+"""SIGKILL `harness run-all` at fixed points, re-run it, and compare with an uninterrupted run (`-m slow`).
+
+Each kill point is an observable marker in the run directory (or in the child's private TMPDIR, where
+the trainer keeps its scratch folder), so no test-only code path exists in the product. After the kill:
+nothing that looks complete is corrupt. After the re-run: what was complete at the kill is reused (its
+skip line is printed and its files are untouched), no temporary is left, and every result equals the
+reference run's: greedy replies and generation-based metrics exactly, training-based numbers within
+`harness.manifest.TRAINING_RTOL` (see `_training_based`). The `data-prep` case re-runs everything from
+scratch in a second process, so it also proves that the same config and seed give the same results.
+
+Run: `pytest -m slow tests/test_fault_injection.py` (about 10 minutes on 2 CPU cores).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.checkpoints import adapter_fingerprint
+from harness.manifest import TRAINING_RTOL, Manifest
+from harness.results import EvalResult, read_samples
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+NAMES = ("base", "domain", "instruct-only", "instruct")
+TRAINED = ("domain", "instruct-only", "instruct")
+TRAINING_BASED_METRICS = {"heldout_perplexity", "heldout_bits_per_byte"}
+RUN_TIMEOUT_S = 900
+
+
+def _hidden(run_dir: Path, pattern: str) -> bool:
+    return any(run_dir.glob(pattern))
+
+
+def _training(run_dir: Path, scratch: Path, arm: str) -> bool:
+    """The arm's temporary checkpoint exists and the trainer has made its scratch folder: mid-training."""
+    return _hidden(run_dir, f"checkpoints/.{arm}.*.partial") and _hidden(scratch, "harness-trainer-*")
+
+
+Marker = Callable[[Path, Path], bool]
+KILL_POINTS: dict[str, Marker] = {
+    # the lock is taken first; the tokenizer and the data are being loaded and split. Nothing is written
+    # yet, so the re-run recomputes everything in a new process: this case is also the same-seed-twice check.
+    "data-prep": lambda run, scratch: (run / ".lock").exists(),
+    "domain-training": lambda run, scratch: _training(run, scratch, "domain"),
+    # `instruct` trains on the merged domain model, after `instruct-only` is complete
+    "instruct-training": lambda run, scratch: _training(run, scratch, "instruct"),
+    # base and domain similarity replies are cached, domain's safety replies are being generated
+    "mid-eval": lambda run, scratch: (run / "samples" / "domain" / "similarity.jsonl").exists(),
+    # every checkpoint's results exist; deltas, run.json and the report are being written
+    "writing-results": lambda run, scratch: (run / "results" / "instruct.json").exists(),
+}
+
+
+def _command(run_dir: Path) -> list[str]:
+    return [sys.executable, "-c", "from harness.cli import app; app()", "run-all", "--config", "configs/tiny.yaml", "--output", str(run_dir)]
+
+
+def _env(scratch: Path) -> dict[str, str]:
+    scratch.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TMPDIR": str(scratch)}
+
+
+def _run_to_completion(run_dir: Path, scratch: Path) -> str:
+    """Run `run-all` to the end; return its stderr (where the progress and skip lines go) with whitespace collapsed."""
+    done = subprocess.run(_command(run_dir), cwd=REPO, env=_env(scratch), capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return " ".join(done.stderr.split())
+
+
+def _run_and_kill(run_dir: Path, scratch: Path, marker: Marker) -> float:
+    """Start `run-all`, SIGKILL it the moment `marker` holds; return the seconds it ran."""
+    started = time.monotonic()
+    with open(scratch.parent / "killed.stderr", "w") as log:
+        process = subprocess.Popen(_command(run_dir), cwd=REPO, env=_env(scratch), stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            while not marker(run_dir, scratch):
+                assert process.poll() is None, f"run-all ended (rc {process.returncode}) before the kill point was reached"
+                assert time.monotonic() - started < RUN_TIMEOUT_S, "the kill point was never reached"
+                time.sleep(0.005)
+        finally:
+            process.kill()
+            process.wait(timeout=60)
+    assert process.returncode == -9, (scratch.parent / "killed.stderr").read_text()[-3000:]
+    return time.monotonic() - started
+
+
+def _complete(run_dir: Path, pattern: str) -> list[Path]:
+    """Matches of `pattern` outside hidden temporaries (pathlib's `*` also matches names starting with a dot)."""
+    return [p for p in run_dir.glob(pattern) if not any(part.startswith(".") for part in p.relative_to(run_dir).parts)]
+
+
+def _temporaries(run_dir: Path) -> list[str]:
+    return sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob(".*") if p.name != ".lock")
+
+
+def _assert_nothing_complete_is_corrupt(run_dir: Path) -> None:
+    """Every file or directory a reader would take as finished parses and matches its own fingerprints."""
+    from safetensors.torch import load_file
+
+    for path in _complete(run_dir, "checkpoints/*/manifest.json"):
+        manifest = Manifest.load(path.parent)
+        if manifest.stage is not None:
+            load_file(path.parent / "adapter_model.safetensors")
+            assert adapter_fingerprint(path.parent) == manifest.adapter_fingerprint, path.parent
+            assert (path.parent / "tokenizer.json").is_file(), path.parent
+    for path in _complete(run_dir, "merged/*/config.json"):
+        json.loads(path.read_text())
+        load_file(path.parent / "model.safetensors")
+    for path in _complete(run_dir, "results/*.json"):
+        EvalResult.load(path)
+    for path in _complete(run_dir, "samples/*/*.jsonl"):
+        assert read_samples(path), path
+    for path in _complete(run_dir, "cache/generations/*/*.json"):
+        assert "text" in json.loads(path.read_text()), path
+    for name in ("run.json", "config.yaml"):
+        if (run_dir / name).exists():
+            yaml.safe_load((run_dir / name).read_text())
+    if (run_dir / "report.html").exists():
+        assert (run_dir / "report.html").read_text().rstrip().endswith("</html>")
+
+
+def _training_based(name: str, metric: str) -> bool:
+    """Numbers that come from trained weights through a sum of float losses: equal within TRAINING_RTOL.
+
+    Everything else (replies, ROUGE, BERTScore, safety rates, hotline counts, the base model's numbers)
+    must be identical to the last digit.
+    """
+    return name != "base" and metric in TRAINING_BASED_METRICS
+
+
+def _assert_equal(actual: float, expected: float, training_based: bool, what: str) -> None:
+    if training_based:
+        assert math.isclose(actual, expected, rel_tol=TRAINING_RTOL, abs_tol=0.0), f"{what}: {actual} vs {expected}"
+    else:
+        assert actual == expected, f"{what}: {actual} vs {expected}"
+
+
+def _assert_same_results(run_dir: Path, reference: Path) -> None:
+    for arm in TRAINED:
+        mine, theirs = Manifest.load(run_dir / "checkpoints" / arm), Manifest.load(reference / "checkpoints" / arm)
+        for curve in ("train_loss", "eval_loss"):
+            got, want = getattr(mine, curve), getattr(theirs, curve)
+            assert [p.step for p in got] == [p.step for p in want], f"{arm} {curve}"
+            for a, b in zip(got, want):
+                _assert_equal(a.loss, b.loss, True, f"{arm} {curve} step {a.step}")
+    for name in NAMES:
+        mine, theirs = EvalResult.load(run_dir / "results" / f"{name}.json"), EvalResult.load(reference / "results" / f"{name}.json")
+        assert mine.metrics.keys() == theirs.metrics.keys(), name
+        for metric, value in mine.metrics.items():
+            want = theirs.metrics[metric]
+            assert value.n == want.n, f"{name} {metric}"
+            for field in ("value", "ci_low", "ci_high"):
+                _assert_equal(getattr(value, field), getattr(want, field), _training_based(name, metric), f"{name} {metric} {field}")
+        assert {m: set(d) for m, d in mine.deltas.items()} == {m: set(d) for m, d in theirs.deltas.items()}, name
+        for metric, by_reference in mine.deltas.items():
+            for ref, delta in by_reference.items():
+                want = theirs.deltas[metric][ref]
+                training = _training_based(name, metric)
+                for field in ("delta", "ci_low", "ci_high", "p_value"):
+                    _assert_equal(getattr(delta, field), getattr(want, field), training, f"{name} {metric} vs {ref} {field}")
+        for eval_name in mine.evals:
+            got = read_samples(run_dir / "samples" / name / f"{eval_name}.jsonl")
+            want = read_samples(reference / "samples" / name / f"{eval_name}.jsonl")
+            assert [(s.id, s.prompt, s.reference, s.output, s.flags) for s in got] == [
+                (s.id, s.prompt, s.reference, s.output, s.flags) for s in want
+            ], f"{name}/{eval_name}: greedy replies differ"
+            for a, b in zip(got, want):
+                assert a.values.keys() == b.values.keys()
+                for key in a.values:
+                    _assert_equal(a.values[key], b.values[key], _training_based(name, key), f"{name}/{eval_name} {a.id} {key}")
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, embedded_model_dir) -> Path:
+    """One uninterrupted run of the tiny config, shared by every case."""
+    root = tmp_path_factory.mktemp("reference")
+    _run_to_completion(root / "run", root / "scratch")
+    return root / "run"
+
+
+def test_reference_run_records_how_reproducible_it_is(reference_run):
+    summary = json.loads((reference_run / "run.json").read_text())
+    assert summary["determinism"]["seed"] == 0
+    assert summary["determinism"]["torch_threads"] == 1
+    assert summary["determinism"]["deterministic_algorithms"] in (True, False)
+    assert f"relative {TRAINING_RTOL:g}" in summary["determinism"]["promise"]
+    for name in NAMES:
+        record = Manifest.load(reference_run / "checkpoints" / name).determinism
+        assert record is not None and record.model_dump() == summary["determinism"], name
+
+
+@pytest.mark.parametrize("kill_point", list(KILL_POINTS))
+def test_sigkilled_run_resumes_to_the_reference_results(reference_run, tmp_path, kill_point):
+    run_dir, scratch = tmp_path / "run", tmp_path / "scratch"
+    _run_and_kill(run_dir, scratch, KILL_POINTS[kill_point])
+    _assert_nothing_complete_is_corrupt(run_dir)
+    complete_arms = {p.parent.name for p in _complete(run_dir, "checkpoints/*/manifest.json")} - {"base"}
+    evaluated = {p.stem for p in _complete(run_dir, "results/*.json")}
+    untouched = {
+        p: p.stat().st_mtime_ns
+        for p in [*_complete(run_dir, "checkpoints/*/adapter_model.safetensors"), *_complete(run_dir, "merged/*/model.safetensors")]
+    }
+
+    log = _run_to_completion(run_dir, scratch)
+
+    assert {arm for arm in TRAINED if f"{arm}: checkpoint is up to date, skipping" in log} == complete_arms
+    assert {name for name in NAMES if f"{name}: results are up to date, skipping" in log} == evaluated
+    assert {p: p.stat().st_mtime_ns for p in untouched} == untouched, "a finished stage was retrained"
+    assert _temporaries(run_dir) == []
+    _assert_nothing_complete_is_corrupt(run_dir)
+    _assert_same_results(run_dir, reference_run)
