@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -15,8 +16,25 @@ def timed_run_all(config: Path, run_dir: Path) -> float:
     return time.perf_counter() - started
 
 
-def first_and_second_run(config: Path, run_dir: Path) -> dict[str, float]:
+def stage_figures(run_dir: Path) -> list[dict[str, float | str]]:
+    """Each trained arm's wall time, tokens/s and held-out loss before and after, from its manifest."""
+    rows = []
+    for arm in json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["stage_wall_times"]:
+        manifest = json.loads((run_dir / "checkpoints" / arm / "manifest.json").read_text(encoding="utf-8"))
+        losses = manifest["eval_loss"]
+        rows.append({
+            "arm": arm,
+            "wall_time_s": manifest["wall_time_s"],
+            "tokens_per_s": manifest["tokens_per_s"],
+            "heldout_loss_start": losses[0]["loss"],
+            "heldout_loss_end": losses[-1]["loss"],
+        })
+    return rows
+
+
+def first_and_second_run(config: Path, run_dir: Path) -> dict[str, object]:
     """The run directory must not exist yet, so the first run trains and evaluates everything."""
     first = timed_run_all(config, run_dir)
+    stages = stage_figures(run_dir)
     second = timed_run_all(config, run_dir)
-    return {"first_s": first, "second_s": second, "ratio": second / first}
+    return {"first_s": first, "second_s": second, "ratio": second / first, "stages": stages}

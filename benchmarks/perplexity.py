@@ -12,8 +12,8 @@ from evals.perplexity import section_nll
 
 
 def _median_seconds(run: Callable[[], float], repeats: int) -> tuple[float, float]:
-    """(result, median seconds) of `run` over `repeats` calls."""
-    seconds, result = [], math.nan
+    """(result, median seconds) of `run` over `repeats` timed calls, after one untimed warm-up call."""
+    seconds, result = [], run()
     for _ in range(repeats):
         started = time.perf_counter()
         result = run()
