@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -118,6 +119,18 @@ def test_atomic_directory_replaces_a_complete_directory_whole(tmp_path):
     assert _siblings(final) == sorted(["adapter.safetensors", MANIFEST_NAME])
     assert (final / "adapter.safetensors").read_text() == "new"
     assert _siblings(tmp_path) == ["domain"]
+
+
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
+def test_atomic_writes_get_the_permissions_of_plain_writes(tmp_path, umask, file_mode, dir_mode):
+    previous = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "report.html", "<html></html>")
+        _complete_dir(tmp_path / "domain", "new")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "report.html").stat().st_mode) == file_mode
+    assert stat.S_IMODE((tmp_path / "domain").stat().st_mode) == dir_mode
 
 
 # ---- 2. one process per run directory ----
