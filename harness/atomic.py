@@ -10,12 +10,17 @@ previous complete version, should the crash have come between its two renames).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from harness.errors import HarnessError
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -24,6 +29,13 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _disk_full(path: Path, error: BaseException) -> HarnessError | None:
+    """The one-line error for a write that ran out of disk space or quota; None for any other failure."""
+    if isinstance(error, OSError) and error.errno in _NO_SPACE:
+        return HarnessError(f"{path}: disk full while writing ({os.strerror(error.errno)}); the previous version is kept; free space and re-run")
+    return None
 
 
 def _umask() -> int:
@@ -45,9 +57,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        full = _disk_full(path, error)
+        if full is not None:
+            raise full from error
         raise
     _fsync_dir(path.parent)
 
@@ -67,10 +82,28 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     try:
         tmp.chmod(0o777 & ~_umask())
         yield tmp
+        _fsync_tree(tmp)
         _swap_in(tmp, final)
+    except OSError as error:
+        full = _disk_full(final, error)
+        if full is not None:
+            raise full from error
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fsync_tree(directory: Path) -> None:
+    """Flush every file and folder under `directory` to disk, so the rename publishes complete contents."""
+    for folder, _, files in os.walk(directory):
+        for name in files:
+            fd = os.open(Path(folder) / name, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(folder))
 
 
 def _swap_in(new: Path, final: Path) -> None:

@@ -74,6 +74,15 @@ def load_complete_manifest(directory: Path, what: str) -> Manifest:
         raise HarnessError(f"{directory / MANIFEST_NAME}: not a valid manifest ({reason}); retrain {what} with --fresh") from exc
 
 
+def check_same_base(manifest: Manifest, directory: Path, model_name: str, base_fp: str) -> None:
+    """Refuse a checkpoint trained on another base than the config's: its adapter means nothing on this one."""
+    if manifest.base_model != model_name or manifest.base_fingerprint != base_fp:
+        raise HarnessError(
+            f"{directory / MANIFEST_NAME}: trained on base {manifest.base_model!r} ({manifest.base_fingerprint}) but the config "
+            f"uses {model_name!r} ({base_fp}); use the matching config or retrain with --fresh"
+        )
+
+
 def resolve_arm(config: HarnessConfig, run_dir: Path, arm: str) -> ResolvedCheckpoint:
     """A checkpoint of the configured run; `base` needs no training."""
     base_ref = resolve_model(config.model)
@@ -82,11 +91,7 @@ def resolve_arm(config: HarnessConfig, run_dir: Path, arm: str) -> ResolvedCheck
         return ResolvedCheckpoint("base", "base", base_ref, None, config.model.name, base_fp)
     directory = checkpoint_dir(run_dir, arm)
     manifest = load_complete_manifest(directory, arm)
-    if manifest.base_model != config.model.name or manifest.base_fingerprint != base_fp:
-        raise HarnessError(
-            f"{directory / MANIFEST_NAME}: trained on base {manifest.base_model!r} ({manifest.base_fingerprint}) but the config "
-            f"uses {config.model.name!r} ({base_fp}); use the matching config or retrain with --fresh"
-        )
+    check_same_base(manifest, directory, config.model.name, base_fp)
     start_ref, chain = base_ref, [base_fp]
     if manifest.parent:
         parent = load_complete_manifest(checkpoint_dir(run_dir, manifest.parent), manifest.parent)

@@ -191,13 +191,18 @@ def report_command(
 
     Example: `harness report runs/demo --format md,html`
     """
+    from harness.pipeline import run_lock
     from reports import render_report
 
     formats = [f.strip() for f in format.split(",") if f.strip()]
     unknown = sorted(set(formats) - {"md", "html"})
     if unknown:
         raise HarnessError(f"--format {format!r}: unknown format {', '.join(unknown)}; use md, html or md,html")
-    _print_paths("Wrote", render_report(run_dir, formats))
+    if not run_dir.is_dir():
+        raise HarnessError(f"{run_dir}: no such run directory; pass the folder `harness run-all` wrote")
+    with run_lock(run_dir):
+        written = render_report(run_dir, formats)
+    _print_paths("Wrote", written)
 
 
 @data_app.command("inspect")

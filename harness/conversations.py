@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.config import CounselingDataConfig
 from harness.errors import HarnessError
-from harness.jsonl import read_jsonl_objects
+from harness.jsonl import not_utf8, read_jsonl_objects
 from harness.fingerprint import sha256_file, sha256_texts
 
 FILE_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
@@ -203,17 +203,11 @@ def _read_table(path: Path) -> list[dict[str, Any]]:
 
 
 def _check_utf8(path: Path) -> None:
-    """Refuse a text file that is not UTF-8, naming its first bad line. Replacing the bad bytes instead would
-    train and score on mangled text, and the readers' own errors give only a byte offset."""
     data = path.read_bytes()
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise HarnessError(
-            f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}; mixed or legacy encoding?); "
-            "re-save the file as UTF-8"
-        ) from None
+        raise not_utf8(path, data.count(b"\n", 0, exc.start) + 1, data[exc.start]) from None
 
 
 def _read_file(path: Path) -> list[dict[str, Any]]:

@@ -185,6 +185,12 @@ def load_causal_lm(ref: str, cfg: ModelConfig, *, load_in_8bit: bool | None = No
     except OSError as exc:
         hint = "check the name and your network" if not Path(ref).exists() else "the directory needs config.json and *.safetensors"
         raise HarnessError(f"{ref}: could not load model ({_first_line(exc)}); {hint}") from exc
+    except ValueError as exc:
+        if "trust_remote_code" not in str(exc):
+            raise
+        raise HarnessError(
+            f"{ref}: the model needs code from its own repository to load; set model.trust_remote_code: true only if you trust that code"
+        ) from exc
     if eight_bit:
         _copy_out_of_checkpoint_mapping(model)
     model.config.use_cache = True

@@ -24,6 +24,7 @@ from harness.checkpoints import (
     PARENT_OF,
     STAGE_OF,
     adapter_fingerprint,
+    check_same_base,
     checkpoint_dir,
     is_complete,
     is_model_dir,
@@ -139,6 +140,7 @@ def start_model_for(ctx: RunContext, arm: str) -> tuple[str, str | None]:
         return ctx.base_ref, None
     parent_dir = checkpoint_dir(ctx.run_dir, parent)
     manifest = load_complete_manifest(parent_dir, f"parent `{parent}` of `{arm}`")
+    check_same_base(manifest, parent_dir, ctx.config.model.name, ctx.base_fingerprint)
     target = merged_dir(ctx.run_dir, parent, manifest.adapter_fingerprint or "")
     if not is_model_dir(target) and is_main_process():
         from stages.merge import merge_parent_adapter

@@ -61,6 +61,18 @@ def test_checkpoint_of_another_base_model_is_refused(tmp_path, tiny_config, embe
     assert resolve_arm(tiny_config, tmp_path, "domain").adapter_dir == directory
 
 
+def test_training_on_a_parent_of_another_base_model_is_refused(tmp_path, tiny_config):
+    directory = checkpoint_dir(tmp_path, "domain")
+    directory.mkdir(parents=True)
+    _manifest(tiny_config, tiny_config.model.name, "f" * 16).save(directory)
+    result = subprocess.run(cli("train", "instruct", "--config", "configs/tiny.yaml", "--output", str(tmp_path),
+                                "--set", "arms=[domain, instruct]"), cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert "trained on base" in result.stderr and "retrain with --fresh" in result.stderr
+    assert not (tmp_path / "merged").exists(), "the foreign parent was merged into this base"
+
+
 def test_sigint_keeps_finished_stages_and_the_rerun_resumes(tmp_path, embedded_model_dir):
     run_dir = tmp_path / "run"
     args = cli("run-all", "--config", "configs/tiny.yaml", "--output", str(run_dir))

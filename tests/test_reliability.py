@@ -69,11 +69,28 @@ def test_full_disk_keeps_the_previous_file_and_leaves_no_temporary(tmp_path, mon
         monkeypatch.setattr(os, "fdopen", lambda fd, mode: _FullDiskFile(real_fdopen(fd, mode)))
     else:
         monkeypatch.setattr(os, "fsync", _disk_full)
-    with pytest.raises(OSError) as raised:
+    with pytest.raises(HarnessError, match="results.json: disk full while writing") as raised:
         atomic_write_text(target, "new content " * 1000)
-    assert raised.value.errno == errno.ENOSPC
+    assert "\n" not in str(raised.value) and "previous version is kept" in str(raised.value)
+    assert raised.value.__cause__.errno == errno.ENOSPC
     assert target.read_text() == "previous complete content"
     assert _siblings(tmp_path) == ["results.json"]
+
+
+def test_a_checkpoint_is_flushed_file_by_file_before_it_is_renamed_into_place(tmp_path, monkeypatch):
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    with atomic_directory(tmp_path / "domain") as tmp:
+        (tmp / "adapter.safetensors").write_text("weights")
+        (tmp / "tokenizer.json").write_text("{}")
+        partial = str(tmp)
+    assert {f"{partial}/adapter.safetensors", f"{partial}/tokenizer.json", partial} <= set(synced)
 
 
 def _complete_dir(path: Path, marker: str) -> None:
@@ -85,10 +102,10 @@ def _complete_dir(path: Path, marker: str) -> None:
 def test_error_inside_atomic_directory_keeps_the_old_directory(tmp_path):
     final = tmp_path / "checkpoints" / "domain"
     _complete_dir(final, "old")
-    with pytest.raises(OSError) as raised, atomic_directory(final) as tmp:
+    with pytest.raises(HarnessError, match="domain: disk full while writing") as raised, atomic_directory(final) as tmp:
         (tmp / "adapter.safetensors").write_text("half of the new weights")
         _disk_full()
-    assert raised.value.errno == errno.ENOSPC
+    assert raised.value.__cause__.errno == errno.ENOSPC
     assert (final / "adapter.safetensors").read_text() == "old"
     assert json.loads((final / MANIFEST_NAME).read_text()) == {"marker": "old"}
     assert _siblings(final.parent) == ["domain"]
@@ -105,7 +122,7 @@ def test_failed_swap_puts_the_old_directory_back(tmp_path, monkeypatch):
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", replace)
-    with pytest.raises(OSError):
+    with pytest.raises(HarnessError, match="disk full"):
         _complete_dir(final, "new")
     assert (final / "adapter.safetensors").read_text() == "old"
     assert _siblings(tmp_path) == ["domain"]
@@ -160,6 +177,11 @@ def test_run_lock_refuses_a_second_process_until_released(tmp_path):
             with run_lock(run_dir):
                 pass
         assert str(run_dir) in str(refused.value)
+        report = subprocess.run(
+            [sys.executable, "-m", "harness", "report", str(run_dir)], cwd=REPO, capture_output=True, text=True, timeout=120
+        )
+        assert report.returncode == 1 and "another harness command" in report.stdout + report.stderr
+        assert not (run_dir / "report.html").exists()
     finally:
         holder.communicate(input="", timeout=30)
     assert holder.returncode == 0
@@ -263,6 +285,26 @@ def test_latin1_byte_in_a_utf8_file_is_a_one_line_error_naming_the_line(tmp_path
     message = str(raised.value)
     assert f"{path}:{bad_line}:" in message and "0xe9" in message and "UTF-8" in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("fmt", ["harness", "xstest"])
+def test_latin1_byte_in_a_safety_file_is_a_one_line_error(tmp_path, fmt):
+    from harness.config import SafetyDataConfig
+    from harness.safety_prompts import load_safety_prompts
+
+    if fmt == "harness":
+        lines = [json.dumps({"id": f"p{i}", "category": "benign", "prompt": f"How do I sleep better, part {i}?"}) for i in range(3)]
+        path = tmp_path / "prompts.jsonl"
+    else:
+        lines = ["id,prompt,type,label", *[f"{i},How do I sleep better part {i}?,safe_contexts,safe" for i in range(3)]]
+        path = tmp_path / "xstest.csv"
+    raw = "\n".join(lines).encode("utf-8").replace(b"part 1", "partie d'\xe9t\xe9".encode("latin-1"))
+    path.write_bytes(raw)
+    with pytest.raises(HarnessError) as raised:
+        load_safety_prompts(SafetyDataConfig(sources=[{"path": path, "format": fmt}]))
+    message = str(raised.value)
+    assert str(path) in message and "\n" not in message
+    assert ("UTF-8" in message) if fmt == "harness" else ("cannot be read" in message)
 
 
 def test_an_overlong_field_is_capped_and_counted(tmp_path):
@@ -379,8 +421,9 @@ def _remote_code_model(tmp_path: Path) -> Path:
 def test_remote_code_is_refused_without_running_it(tmp_path):
     directory = _remote_code_model(tmp_path)
     config = ModelConfig(name=str(directory))
-    with pytest.raises((HarnessError, ValueError), match="trust_remote_code"):
+    with pytest.raises(HarnessError, match="set model.trust_remote_code: true only if you trust") as raised:
         load_causal_lm(resolve_model(config), config, load_in_8bit=False)
+    assert "\n" not in str(raised.value)
 
 
 def test_remote_code_opt_in_reaches_the_loader(monkeypatch):
