@@ -41,6 +41,17 @@ def test_targets_follow_the_measurements():
     assert _holding(_results(resident_int8=260.0))[memory_target] is False
 
 
+def test_training_target_is_judged_on_the_default_setting_of_every_stage():
+    def row(stage, base, compute, share):
+        return {"stage": stage, "base": base, "compute": compute, "roofline_share": share}
+
+    training = [row("domain", "int8", "bf16 autocast", 0.45), row("instruct", "int8", "bf16 autocast", 0.30), row("domain", "fp32", "fp32", 0.60)]
+    ((name, measured, holds),) = targets({"training": training})
+    assert not holds and "instruct 30%" in measured and "best setting 60%" in measured
+    training[1]["roofline_share"] = 0.41
+    assert targets({"training": training})[0][2]
+
+
 def test_markdown_marks_missed_targets():
     text = markdown(_results(resident_int8=260.0))
     assert "| 8-bit base < half the resident memory of the fp32 base | 0.52x" in text
