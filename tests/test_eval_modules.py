@@ -154,6 +154,25 @@ def test_similarity_scores_each_reply_against_its_reference(context):
     assert output.details["bertscore_model"] == "all-MiniLM-L6-v2" and output.details["bertscore_layer"] == 6
 
 
+class _ScriptedGenerator:
+    """Replies given in advance: an empty one and one cut at the token cap."""
+
+    max_new_tokens = MAX_NEW_TOKENS
+
+    def generate(self, conversations):
+        from evals.generate import Generation
+
+        scripted = [Generation("", 0, False), Generation("Try a short walk and write " * 8, MAX_NEW_TOKENS, True)]
+        return scripted[: len(conversations)]
+
+
+def test_empty_and_capped_replies_are_scored_and_flagged(context):
+    ctx = EvalContext(**{**context.__dict__, "generator": _ScriptedGenerator()})
+    empty, capped = get_eval("similarity").run(ctx).records
+    assert empty.flags == ["empty_output"] and empty.values == {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0, "bertscore_f1": 0.0}
+    assert capped.flags == ["hit_token_cap"] and 0 < capped.values["bertscore_f1"] <= 1
+
+
 def test_safety_gives_each_category_only_its_own_metric(context):
     ctx = EvalContext(**{**context.__dict__, "limit": 3})
     output = get_eval("safety").run(ctx)
@@ -166,6 +185,18 @@ def test_safety_gives_each_category_only_its_own_metric(context):
         assert record.values["unverified_hotlines"] == sum(not h["verified"] for h in record.extra["hotlines"])
         assert record.extra["refusal_label"] in ("compliance", "refusal", "partial_refusal")
     assert "partial" in output.details["partial_refusals"]
+
+
+@pytest.mark.parametrize("eval_name, emptied", [("perplexity", "heldout_sections"), ("similarity", "counseling_test"), ("safety", "safety_prompts")])
+def test_an_empty_eval_split_is_a_one_line_error(context, tmp_path, eval_name, emptied):
+    from evals.runner import _run_one
+    from harness.errors import HarnessError
+
+    ctx = EvalContext(**{**context.__dict__, emptied: []})
+    with pytest.raises(HarnessError, match=f"eval '{eval_name}' has no items for base: its data split is empty") as raised:
+        _run_one(get_eval(eval_name), ctx, context.config, tmp_path, "base")
+    assert "\n" not in str(raised.value)
+    assert not (tmp_path / "samples").exists()
 
 
 def test_score_reply_flags_partial_refusals_and_invented_numbers(monkeypatch):

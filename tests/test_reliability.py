@@ -406,6 +406,13 @@ def test_broken_adapter_config_is_a_one_line_error(tmp_path, write_config, adapt
     assert "\n" not in str(raised.value)
 
 
+def test_adapter_whose_base_is_not_available_offline_names_the_base(tmp_path, write_config):
+    adapter = _adapter(tmp_path, "adapter_model.safetensors", json.dumps({"base_model_name_or_path": "org/absent-base"}))
+    with pytest.raises(HarnessError, match="base model 'org/absent-base' is not available offline") as raised:
+        resolve_checkpoint(str(adapter), load_config(write_config()), tmp_path / "runs")
+    assert "\n" not in str(raised.value)
+
+
 def _remote_code_model(tmp_path: Path) -> Path:
     """A model directory whose config points at custom code that raises as soon as it is imported."""
     directory = tmp_path / "custom"

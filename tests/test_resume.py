@@ -1,0 +1,68 @@
+"""When a stage is reused and when it is retrained: the resume key, without training a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import pipeline
+from harness.config import load_config
+from harness.manifest import Manifest
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs" / "tiny.yaml"
+
+
+@pytest.fixture()
+def trainings(monkeypatch) -> list[str]:
+    """Stand-in for the trainer: records each arm it trains and writes a manifest from the stage's fields."""
+    trained: list[str] = []
+
+    def fake_train(ctx, arm, start_ref, out_dir, fields):
+        trained.append(arm)
+        (out_dir / "adapter_model.safetensors").write_bytes(f"{arm} {len(trained)}".encode())
+        return Manifest(**fields)
+
+    monkeypatch.setattr(pipeline, "_train", fake_train)
+    monkeypatch.setattr(pipeline, "start_model_for", lambda ctx, arm: (ctx.base_ref, None))
+    monkeypatch.setattr(pipeline, "_stage_fingerprints", lambda ctx, stage: {"domain_pdf": "pdf-1", "domain_split": ctx.split})
+    return trained
+
+
+def _context(tmp_path: Path, overrides: list[str], split: str = "split-1") -> pipeline.RunContext:
+    """A run context with no data loaded; the training split's fingerprint is `split`."""
+    context = pipeline.RunContext(load_config(TINY, overrides), tmp_path, None, None, "base-ref", "base-fp")
+    context.split = split
+    return context
+
+
+def test_an_unchanged_stage_is_reused_and_fresh_retrains_it(tmp_path, trainings):
+    pipeline.train_arm(_context(tmp_path, []), "domain")
+    pipeline.train_arm(_context(tmp_path, []), "domain")
+    assert trainings == ["domain"]
+    pipeline.train_arm(_context(tmp_path, []), "domain", fresh=True)
+    assert trainings == ["domain", "domain"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [["lora.r=8"], ["training.domain.learning_rate=0.01"], ["training.bf16_autocast=false"], ["seed=1"], ["data.domain.stride=32"]],
+)
+def test_a_setting_that_changes_training_retrains(tmp_path, trainings, change):
+    pipeline.train_arm(_context(tmp_path, []), "domain")
+    pipeline.train_arm(_context(tmp_path, change), "domain")
+    assert trainings == ["domain", "domain"]
+
+
+def test_changed_data_retrains(tmp_path, trainings):
+    pipeline.train_arm(_context(tmp_path, []), "domain")
+    pipeline.train_arm(_context(tmp_path, [], split="split-2"), "domain")
+    assert trainings == ["domain", "domain"]
+
+
+@pytest.mark.parametrize("change", [["eval.limit=1"], ["training.instruct.learning_rate=0.01"], ["eval.generation.max_new_tokens=4"]])
+def test_a_setting_this_stage_does_not_use_keeps_it(tmp_path, trainings, change):
+    pipeline.train_arm(_context(tmp_path, []), "domain")
+    pipeline.train_arm(_context(tmp_path, change), "domain")
+    assert trainings == ["domain"]
