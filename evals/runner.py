@@ -18,7 +18,7 @@ from evals.metrics import metric_delta, metric_value
 from evals.registry import EvalSpec, get_eval, registered_evals
 from harness.checkpoints import ResolvedCheckpoint
 from harness.config import HarnessConfig, config_hash
-from harness.console import console
+from harness.console import console, shown
 from harness.errors import HarnessError
 from harness.models import has_tokenizer_files, load_causal_lm, load_tokenizer
 from harness.results import CheckpointSummary, EvalInfo, EvalResult, read_samples, write_samples
@@ -95,10 +95,10 @@ def evaluate_checkpoint(
     if reuse and path.is_file():
         saved = EvalResult.load(path)
         if saved.eval_hash == key:
-            console.print(f"[dim]{ckpt.name}: results are up to date, skipping ({path})[/dim]")
+            console.print(f"[dim]{shown(ckpt.name)}: results are up to date, skipping ({shown(path)})[/dim]")
             return saved
     started = time.perf_counter()
-    console.print(f"[bold]Evaluating {ckpt.name}[/bold] on {', '.join(suite)}")
+    console.print(f"[bold]Evaluating {shown(ckpt.name)}[/bold] on {shown(', '.join(suite))}")
     model, tokenizer = load_for_eval(ckpt, config)
     generator = build_generator(config, ckpt, model, tokenizer, cache_dir=Path(run_dir) / "cache" / "generations")
     context = EvalContext(

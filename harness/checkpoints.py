@@ -120,7 +120,7 @@ def resolve_checkpoint(ref: str, config: HarnessConfig, run_dir: Path) -> Resolv
         if is_model_dir(path):
             check_weight_files(path, config.model.allow_pickle)
             return ResolvedCheckpoint(path.name, "external", str(path.resolve()), None, str(path), weights_fingerprint(str(path)))
-    elif ref.count("/") == 1 and not ref.startswith((".", "/", "~")):
+    elif ref.count("/") == 1 and not ref.startswith((".", "/", "~")) and not Path(ref.split("/")[0]).is_dir():
         return ResolvedCheckpoint(ref.replace("/", "--"), "external", ref, None, ref, weights_fingerprint(ref, config.model.revision))
     raise HarnessError(
         f"checkpoint {ref!r} not found: looked for `base`, an arm name ({', '.join(PARENT_OF)}) under {run_dir}, "

@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.config import HarnessConfig, load_config
-from harness.console import console, quiet_libraries, safe_text
+from harness.console import console, quiet_libraries, safe_text, shown
 from harness.errors import HarnessError
 
 app = typer.Typer(
@@ -48,7 +48,7 @@ def user_errors(command: Callable) -> Callable:
         except HarnessError as exc:
             if debug:
                 raise
-            console.print(f"[bold red]error:[/bold red] {escape(safe_text(str(exc)))}", soft_wrap=True)
+            console.print(f"[bold red]error:[/bold red] {shown(exc)}", soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted:[/yellow] finished stages and evals are kept; re-run the same command to resume", soft_wrap=True)
@@ -66,7 +66,7 @@ def _config(path: Path, overrides: list[str] | None, output: Path | None = None)
 def _print_paths(title: str, paths: list[Path | str]) -> None:
     console.print(f"[bold]{title}[/bold]")
     for path in paths:
-        console.print(f"  {path}")
+        console.print(f"  {shown(path)}")
 
 
 def _results_table(run_dir: Path, names: list[str]) -> None:
@@ -77,7 +77,7 @@ def _results_table(run_dir: Path, names: list[str]) -> None:
     table = Table(title="Results, value and 95% CI (full report: report.html)", show_lines=True)
     table.add_column("metric", no_wrap=True)
     for name in results:
-        table.add_column(name, justify="right")
+        table.add_column(shown(name), justify="right")
     for metric in ordered_metrics({m for r in results.values() for m in r.metrics}):
         direction = next((r.metrics[metric].higher_is_better for r in results.values() if metric in r.metrics), None)
         row = [f"{metric_display(metric).label} {direction_arrow(direction)}".rstrip()]
@@ -237,7 +237,7 @@ def _inspect_tables(report: dict) -> None:
         table = Table(title=section, show_header=False)
         for key, value in report.get(section, {}).items():
             if key != "section_list":
-                table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+                table.add_row(key, Text(safe_text(json.dumps(value) if isinstance(value, (dict, list)) else str(value))))
         console.print(table)
         if section == "domain":
             _sections_table(report.get("domain", {}).get("section_list", []))

@@ -12,6 +12,7 @@ import re
 import warnings
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 console = Console(stderr=True, highlight=False)
@@ -74,3 +75,9 @@ def safe_text(text: str) -> str:
     """Untrusted text (model output, dataset rows) with terminal escape sequences and control characters
     removed, so printing it cannot recolour, retitle, clear or move the user's terminal."""
     return _ANSI.sub("", text)
+
+
+def shown(value: object) -> str:
+    """A user- or data-given value (a path, a checkpoint name) ready to put inside rich markup: no
+    escape sequences, and its square brackets printed as text rather than read as markup."""
+    return escape(safe_text(str(value)))

@@ -32,7 +32,7 @@ from harness.checkpoints import (
     merged_dir,
 )
 from harness.config import HarnessConfig, config_hash
-from harness.console import console
+from harness.console import console, shown
 from harness.distributed import is_main_process, main_process_first, wait_for_everyone
 from harness.environment import hardware, library_versions
 from harness.errors import HarnessError
@@ -70,7 +70,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             raise HarnessError(f"{run_dir}: another harness command is using this run directory; wait for it to finish") from None
         leftovers = remove_stale_temporaries(run_dir)
         if leftovers:
-            console.print(f"[dim]cleared {len(leftovers)} leftover(s) of an interrupted run in {run_dir}[/dim]")
+            console.print(f"[dim]cleared {len(leftovers)} leftover(s) of an interrupted run in {shown(run_dir)}[/dim]")
         yield
 
 
@@ -165,7 +165,7 @@ def train_arm(ctx: RunContext, arm: str, *, fresh: bool = False) -> Manifest:
     if not fresh and is_complete(directory):
         existing = Manifest.load(directory)
         if existing.config_hash == key and existing.data_fingerprints == fingerprints:
-            console.print(f"[dim]{arm}: checkpoint is up to date, skipping ({directory})[/dim]")
+            console.print(f"[dim]{arm}: checkpoint is up to date, skipping ({shown(directory)})[/dim]")
             return existing
     console.rule(f"[bold]Stage {stage} -> {arm}")
     fields = {

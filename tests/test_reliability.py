@@ -241,6 +241,20 @@ def test_cli_error_line_carries_no_escape_sequences(tmp_path):
     assert "cfgred.yaml: config file not found" in result.stderr
 
 
+def test_paths_names_and_pdf_titles_print_as_plain_text():
+    from harness.cli import _inspect_tables, _print_paths
+    from harness.console import console
+
+    hostile = "e\x1b]0;pwned\x07\x1b[2J[red]x[/red]"
+    report = {"domain": {"pdf": hostile, "section_list": [{"index": 0, "title": hostile, "first_page": 1, "chars": 9, "split": "train"}]}}
+    with console.capture() as captured:
+        _print_paths("Wrote", [hostile])
+        _inspect_tables(report)
+    printed = captured.get()
+    assert "\x1b" not in printed and "\x07" not in printed
+    assert printed.count("e[red]x[/red]") == 3, "markup in a name must print as text"
+
+
 @pytest.mark.parametrize("arms", [["../x"], ["domain/../../etc"], ["base"], ["Domain"]])
 def test_arms_accept_only_the_three_arm_names(write_config, arms):
     with pytest.raises(HarnessError, match="arms"):
@@ -411,6 +425,15 @@ def test_adapter_whose_base_is_not_available_offline_names_the_base(tmp_path, wr
     with pytest.raises(HarnessError, match="base model 'org/absent-base' is not available offline") as raised:
         resolve_checkpoint(str(adapter), load_config(write_config()), tmp_path / "runs")
     assert "\n" not in str(raised.value)
+
+
+def test_a_mistyped_path_under_a_local_folder_is_not_taken_for_a_hub_id(tmp_path, write_config, monkeypatch):
+    config = load_config(write_config())
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(HarnessError, match="checkpoint 'runs/typo' not found: looked for"):
+        resolve_checkpoint("runs/typo", config, tmp_path / "runs")
+    assert resolve_checkpoint("org/model", config, tmp_path / "runs").start_ref == "org/model"
 
 
 def _remote_code_model(tmp_path: Path) -> Path:
