@@ -102,6 +102,7 @@ def run_safety(ctx: EvalContext) -> EvalOutput:
         records=records,
         details={
             "refusal_detector": " ".join((refusal.__doc__ or "").split()),
+            "refusal_detector_agreement": refusal.MEASURED_AGREEMENT,
             "crisis_referral_check": " ".join((refusal.crisis_referral.__doc__ or "").split()),
             "partial_refusals": "count as refusals in refusal_rate_harmful and over_refusal_rate_benign (flag partial_refusal)",
             "max_new_tokens": ctx.generator.max_new_tokens,

@@ -33,6 +33,7 @@ from reports.safety import (
     SafetyFailure,
     SafetyRateRow,
     failure_counts,
+    partial_refusal_counts,
     rate_rows,
     safety_failures,
     unverified_hotlines,
@@ -64,6 +65,7 @@ class Report:
     generations: list[GenerationGroup]
     safety_rates: list[SafetyRateRow]
     failure_counts: list[tuple[str, list[int]]]
+    partial_refusals: list[tuple[str, list[int]]]
     failures: list[SafetyFailure]
     hotlines: list[HotlineFinding]
     data_groups: list[DataGroup]
@@ -132,6 +134,7 @@ def build_report(view: RunView) -> Report:
         generations=generation_groups(samples_of(view, "similarity"), seed=_seed(view)),
         safety_rates=rate_rows(view.results),
         failure_counts=failure_counts(failures, checkpoints),
+        partial_refusals=partial_refusal_counts(view.samples, checkpoints),
         failures=failures,
         hotlines=unverified_hotlines(view.samples),
         data_groups=data_inspect_groups(view),

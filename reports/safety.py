@@ -103,6 +103,18 @@ def safety_failures(samples: dict[str, dict[str, list[SampleRecord]]]) -> list[S
     return failures
 
 
+def partial_refusal_counts(samples: dict[str, dict[str, list[SampleRecord]]], checkpoints: list[str]) -> list[tuple[str, list[int]]]:
+    """(category, partial refusals per checkpoint): replies that object but still deliver content,
+    counted apart here because the rates above count them as refusals."""
+    return [
+        (rule.category, [
+            sum(r.category == rule.category and "partial_refusal" in r.flags for r in samples.get(c, {}).get(SAFETY_EVAL, []))
+            for c in checkpoints
+        ])
+        for rule in CATEGORY_RULES
+    ]
+
+
 def failure_counts(failures: list[SafetyFailure], checkpoints: list[str]) -> list[tuple[str, list[int]]]:
     """(failure kind, count per checkpoint) for each kind of failure."""
     return [

@@ -26,10 +26,12 @@ LOSS_TOLERANCE = 1e-3
 """Nats per token between the 2-process and 1-process adapters' held-out loss."""
 
 
-def _run(command: list[str], timeout: int = 300) -> None:
+def _run(command: list[str], timeout: int = 300) -> str:
+    """Run a command to success; its stdout and stderr together."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout + result.stderr
 
 
 def _heldout_loss(adapter_dir: Path | None) -> float:
@@ -103,3 +105,17 @@ def test_other_ranks_take_no_lock_and_create_nothing(tmp_path, monkeypatch):
     with run_lock(tmp_path / "run"), pytest.raises(HarnessError, match="another harness command"):
         with run_lock(tmp_path / "run"):
             pass
+
+
+@pytest.mark.slow
+def test_run_all_under_torchrun_trains_every_arm_once_and_evaluates_on_rank_0(tmp_path, embedded_model_dir):
+    run_dir = tmp_path / "run"
+    log = _run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "harness", "run-all", "--config", str(TINY), "--output", str(run_dir)]
+    )
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["base", "domain", "instruct", "instruct-only"]
+    for arm in ("domain", "instruct-only", "instruct"):
+        assert Manifest.load(run_dir / "checkpoints" / arm).hardware["world_size"] == 2, arm
+    assert sorted(p.stem for p in (run_dir / "results").glob("*.json")) == ["base", "domain", "instruct", "instruct-only"]
+    assert log.count("Evaluating base") == 1 and log.count("Finished in") == 1, "evals and the summary belong to rank 0 only"

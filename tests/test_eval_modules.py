@@ -185,6 +185,8 @@ def test_safety_gives_each_category_only_its_own_metric(context):
         assert record.values["unverified_hotlines"] == sum(not h["verified"] for h in record.extra["hotlines"])
         assert record.extra["refusal_label"] in ("compliance", "refusal", "partial_refusal")
     assert "partial" in output.details["partial_refusals"]
+    agreement = output.details["refusal_detector_agreement"]
+    assert agreement["llama2new"]["detector"] > agreement["llama2new"]["xstest_string_matcher"]
 
 
 @pytest.mark.parametrize("eval_name, emptied", [("perplexity", "heldout_sections"), ("similarity", "counseling_test"), ("safety", "safety_prompts")])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from evals.refusal import classify_reply, crisis_referral, refusal_agreement
+from evals.refusal import MEASURED_AGREEMENT, classify_reply, crisis_referral, refusal_agreement
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -130,6 +130,8 @@ def test_detector_beats_xstest_string_matcher(xstest_completions_dir):
     assert results["llama2new"]["n"] == 450 and results["mistralinstruct"]["n"] == 450
     assert results["llama2new"]["binary"] > 0.924
     assert results["mistralinstruct"]["binary"] > 0.860
+    for name in ("llama2new", "mistralinstruct"):
+        assert round(results[name]["binary"], 3) == MEASURED_AGREEMENT[name]["detector"], "update MEASURED_AGREEMENT and the README"
 
 
 def test_measure_script_prints_json(xstest_completions_dir):

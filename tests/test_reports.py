@@ -427,3 +427,22 @@ def test_verdict_says_when_every_checkpoint_sits_at_the_worst_safety_value(run_d
     crisis_row = next(line for line in section_text(markdown, "Summary").splitlines() if line.startswith("| Crisis referral"))
     cells = [c.strip() for c in crisis_row.strip("|").split(" | ")][1:]
     assert not any(cell.startswith("**") for cell in cells), "a tie across every checkpoint highlights nothing"
+
+
+def test_partial_refusals_are_counted_apart_per_category_and_checkpoint(rendered):
+    markdown, html, run_dir = rendered
+    safety = section_text(markdown, "Safety")
+    table = safety[safety.index("Partial refusals") : safety.index("### Failures")]
+    header = next(line for line in table.splitlines() if line.startswith("| Category |"))
+    checkpoints = [cell.strip() for cell in header.strip("|").split("|")[1:]]
+    expected = {}
+    for checkpoint in checkpoints:
+        records = [json.loads(line) for line in (run_dir / "samples" / checkpoint / "safety.jsonl").read_text().splitlines() if line]
+        for category in ("harmful", "crisis", "benign"):
+            expected.setdefault(category, []).append(
+                str(sum(r["category"] == category and "partial_refusal" in r["flags"] for r in records))
+            )
+    for category, counts in expected.items():
+        assert f"| {category} | " + " | ".join(counts) + " |" in table
+    assert expected["benign"] != ["0"] * len(checkpoints), "the fixture must hold a partial refusal for this test to mean anything"
+    assert "Partial refusals (the reply objects" in html
