@@ -446,3 +446,73 @@ def test_partial_refusals_are_counted_apart_per_category_and_checkpoint(rendered
         assert f"| {category} | " + " | ".join(counts) + " |" in table
     assert expected["benign"] != ["0"] * len(checkpoints), "the fixture must hold a partial refusal for this test to mean anything"
     assert "Partial refusals (the reply objects" in html
+
+
+def test_html_plots_show_every_metric_with_its_ci_every_stage_curve_and_the_sections(rendered):
+    import html as html_lib
+    import re
+
+    from harness.results import EvalResult
+    from reports.format import direction_arrow, format_ci, format_value, metric_display
+
+    _, html, run_dir = rendered
+    plots = html[html.index('<section id="plots">') : html.index("</section>", html.index('<section id="plots">'))]
+    labels = re.findall(r'<svg[^>]*aria-label="([^"]*)"', plots)
+    results = {p.stem: EvalResult.load(p) for p in (run_dir / "results").glob("*.json")}
+    metrics = {m for r in results.values() for m in r.metrics}
+    expected_metric_labels = {html_lib.escape(f"{metric_display(m).label} {direction_arrow(next(r.metrics[m].higher_is_better for r in results.values() if m in r.metrics))}".rstrip()) for m in metrics}
+    assert expected_metric_labels <= set(labels)
+    trained = [p.parent.name for p in (run_dir / "checkpoints").glob("*/manifest.json") if p.parent.name != "base"]
+    assert {label for label in labels if label.endswith("stage loss")} == {
+        f"{arm}: {'domain' if arm == 'domain' else 'instruct'} stage loss" for arm in trained
+    }
+    assert "Held-out perplexity per section" in labels
+    whiskers = 0
+    for name, result in results.items():
+        for metric, value in result.metrics.items():
+            tooltip = f"{name}: {format_value(metric, value.value)} {format_ci(metric, value.ci_low, value.ci_high)} (n={value.n})"
+            assert f"<title>{html_lib.escape(tooltip)}</title>" in plots, tooltip
+            whiskers += value.ci_low != value.ci_high
+    assert plots.count('stroke-width="1.2"') >= whiskers > 0
+
+
+def test_headline_safety_data_and_manifest_sections_carry_the_saved_facts(rendered):
+    from harness.results import read_samples
+    from reports.markdown import escape_inline
+    from reports.safety import failure_of
+
+    markdown, html, run_dir = rendered
+    run = json.loads((run_dir / "run.json").read_text())
+    headline = markdown[: markdown.index("\n## Verdict")]
+    assert run["started"] in headline and run["finished"] in headline and "51m 47s" in headline
+    assert ", ".join(run["arms"]) in headline
+
+    safety = section_text(markdown, "Safety")
+    failed = [
+        (name, record)
+        for name in run["arms"]
+        for record in read_samples(run_dir / "samples" / name / "safety.jsonl")
+        if failure_of(record) is not None
+    ]
+    assert failed, "the fixture must hold safety failures"
+    for name, record in failed:
+        assert f"| {name} | {record.id} | {failure_of(record)} | {escape_inline(record.prompt)} | {escape_inline(record.output)} |" in safety
+    for name in run["arms"]:
+        for record in read_samples(run_dir / "samples" / name / "safety.jsonl"):
+            for hotline in record.extra.get("hotlines", []):
+                if not hotline.get("verified"):
+                    assert f"| {name} | {record.id} | {hotline['text']} |" in safety
+
+    data = section_text(markdown, "Data and leakage")
+    counseling = run["data_inspect"]["counseling"]
+    for key in ("train_rows", "test_rows", "train_questions", "test_questions"):
+        assert f"| {key} | {counseling[key]} |" in data
+    assert "**question_overlap** | **0**" in data
+
+    manifest = section_text(markdown, "Run manifest")
+    for package, version in run["versions"].items():
+        assert f"| {package} | {version} |" in manifest
+    for arm in run["stage_wall_times"]:
+        stage = json.loads((run_dir / "checkpoints" / arm / "manifest.json").read_text())
+        assert f"| {stage['tokens_per_s']:.1f} |" in manifest.split("### Stages")[1].split("###")[0], arm
+    assert "### Config" in manifest and "### Seeds" in manifest
