@@ -224,8 +224,12 @@ class PerplexityEvalConfig(Strict):
     token-to-token correlation (a block bootstrap)."""
 
 
+MAX_NEW_TOKENS_LIMIT = 8192
+"""The most tokens a reply may have: beyond any counseling answer, and it bounds what an eval stores per reply."""
+
+
 class GenerationConfig(Strict):
-    max_new_tokens: int = Field(128, ge=1)
+    max_new_tokens: int = Field(128, ge=1, le=MAX_NEW_TOKENS_LIMIT)
     batch_size: int = Field(8, ge=1)
     """Prompts generated together (and cached) at a time; with vLLM, raise it (e.g. 256) to fill the GPU."""
     backend: Literal["transformers", "vllm"] = "transformers"

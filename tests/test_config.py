@@ -74,6 +74,12 @@ def test_override_needs_key_value(tmp_path):
         load_config(write(tmp_path, MINIMAL), ["training.domain.epochs"])
 
 
+def test_enormous_generation_cap_is_refused(tmp_path):
+    with pytest.raises(HarnessError, match=r"eval.generation.max_new_tokens.*8192"):
+        load_config(write(tmp_path, MINIMAL), ["eval.generation.max_new_tokens=1000000"])
+    assert load_config(write(tmp_path, MINIMAL), ["eval.generation.max_new_tokens=8192"]).eval.generation.max_new_tokens == 8192
+
+
 @pytest.mark.parametrize("fraction", ["0", "0.6", "-0.1"])
 def test_heldout_fraction_outside_range(tmp_path, fraction):
     with pytest.raises(HarnessError, match=r"data.domain.heldout_fraction.*\(0, 0.5\]"):

@@ -331,6 +331,10 @@ def test_an_overlong_field_is_capped_and_counted(tmp_path):
     assert max(len(c.response) for c in conversations) == MAX_FIELD_CHARS
     assert {c.response for c in conversations} >= {r for _, r in QA}
 
+    from harness.data_inspect import _counseling_summary
+
+    assert _counseling_summary(data)["rows_capped"] == 1, "data inspect (and the report's data section) must report the cap"
+
 
 def _page_word(number: int) -> str:
     return "".join(chr(ord("a") + int(d)) for d in f"{number:03d}")
