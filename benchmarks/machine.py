@@ -7,8 +7,11 @@ import statistics
 import time
 from typing import Any
 
+ROOFLINE_REPEATS = 20
+"""Timed matmuls per dtype: enough that a moment of other load on the machine does not move the median."""
 
-def matmul_gflops(dtype_name: str, *, size: int = 2048, repeats: int = 5) -> float:
+
+def matmul_gflops(dtype_name: str, *, size: int = 2048, repeats: int = ROOFLINE_REPEATS) -> float:
     """Median GFLOP/s of a `size`-square matmul in `dtype_name` ("float32" or "bfloat16") on the CPU."""
     import torch
 

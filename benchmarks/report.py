@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.markdown import Markdown
 
+from benchmarks.machine import ROOFLINE_REPEATS
+
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *["| " + " | ".join(row) + " |" for row in rows], ""]
@@ -34,7 +36,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
             f"{e2e['second_s']:.1f} s / {e2e['first_s']:.1f} s = {e2e['ratio']:.1%}",
             e2e["ratio"] < 0.10,
         ))
-    if train := results.get("training"):
+    if train := results.get("training", {}).get("stages"):
         default = [row for row in train if row["base"] == "int8" and row["compute"] == "bf16 autocast"]
         best = max(train, key=lambda row: row["roofline_share"])
         checks.append((
@@ -63,7 +65,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     if roof := results.get("roofline"):
-        lines += ["**Matmul roofline** (2048² matmul, median of 5)", ""]
+        lines += [f"**Matmul roofline** (2048² matmul, median of {ROOFLINE_REPEATS})", ""]
         lines += _table(["dtype", "GFLOP/s"], [[name, f"{value:.0f}"] for name, value in roof.items()])
     if gen := results.get("generation"):
         lines += [f"**Generation** ({gen['prompts']} prompts, greedy, up to {gen['max_new_tokens']} new tokens, {gen['new_tokens']} generated)", ""]
@@ -88,16 +90,29 @@ def markdown(results: dict[str, Any]) -> str:
                 ["harness, strided (stride = half the window)", f"{ppl['strided_bits_per_byte']:.6f}", f"{ppl['strided_tokens_per_s']:.0f}"],
             ],
         )
-    if train := results.get("training"):
-        lines += [f"**Training** ({train[0]['steps']} optimizer steps per row, LoRA on the base)", ""]
+    if training := results.get("training"):
+        train = training["stages"]
+        lines += [
+            f"**Training** ({train[0]['steps']} optimizer steps per run, LoRA on the base; median of {train[0]['runs']} runs, "
+            "with their range)",
+            "",
+        ]
         lines += _table(
-            ["stage", "base", "compute", "tokens/s", "GFLOP/s", "of roofline", "peak RSS MB", "held-out loss"],
+            ["stage", "base", "compute", "tokens/s", "range", "GFLOP/s", "of roofline", "peak RSS MB", "held-out loss"],
             [
-                [row["stage"], row["base"], row["compute"], f"{row['tokens_per_s']:.0f}", f"{row['achieved_gflops']:.0f}",
+                [row["stage"], row["base"], row["compute"], f"{row['tokens_per_s']:.0f}",
+                 "{:.0f}-{:.0f}".format(*row["tokens_per_s_range"]), f"{row['achieved_gflops']:.0f}",
                  f"{row['roofline_share']:.0%}", f"{row['peak_rss_mb']:.0f}", f"{row['final_heldout_loss']:.4f}"]
                 for row in train
             ],
         )
+        layer = training["frozen_layer"]
+        lines += [
+            f"One frozen {layer['in_features']}x{layer['out_features']} layer, forward and input-gradient backward of "
+            f"{layer['tokens']} tokens under bf16 autocast (median ms):",
+            "",
+        ]
+        lines += _table(["layer", "ms"], [[name, f"{ms:.2f}"] for name, ms in layer["ms"].items()])
     if memory := results.get("memory"):
         lines += ["**Loaded base** (resident memory growth over loading it and one forward pass; see benchmarks/memory.py)", ""]
         lines += _table(

@@ -75,8 +75,9 @@ def perplexity(config_path: Path, repeats: int) -> dict[str, Any]:
     return compare_perplexity(model, tokenizer, text, max_length=settings.max_length, batch_size=settings.batch_size, repeats=repeats)
 
 
-def training(config_path: Path, workdir: Path, max_steps: int, ceilings: dict[str, float]) -> list[dict[str, Any]]:
-    from benchmarks.training import forward_flops_per_token, train_stage
+def training(config_path: Path, workdir: Path, max_steps: int, repeats: int, ceilings: dict[str, float]) -> dict[str, Any]:
+    """Every stage x base x compute setting `repeats` times, interleaved so that drift in the machine's speed hits all alike."""
+    from benchmarks.training import forward_flops_per_token, frozen_int8_layer_ms, median_row, train_stage
     from harness.config import load_config
     from harness.models import resolve_model
 
@@ -85,15 +86,26 @@ def training(config_path: Path, workdir: Path, max_steps: int, ceilings: dict[st
     config = load_config(config_path, [])
     model_config = AutoConfig.from_pretrained(resolve_model(config.model))
     seq_len = {"domain": config.data.domain.max_length, "instruct": config.training.instruct.max_length}
+    settings = [(stage, load_in_8bit, bf16) for stage in ("domain", "instruct") for load_in_8bit in (True, False) for bf16 in (True, False)]
+    runs: dict[tuple[str, bool, bool], list[dict[str, Any]]] = {setting: [] for setting in settings}
+    for _ in range(repeats):
+        for stage, load_in_8bit, bf16 in settings:
+            runs[stage, load_in_8bit, bf16].append(
+                train_stage(config_path, stage, workdir, load_in_8bit=load_in_8bit, bf16=bf16, max_steps=max_steps)
+            )
     rows = []
-    for stage in ("domain", "instruct"):
-        for load_in_8bit in (True, False):
-            for bf16 in (True, False):
-                row = train_stage(config_path, stage, workdir, load_in_8bit=load_in_8bit, bf16=bf16, max_steps=max_steps)
-                achieved = row["tokens_per_s"] * 2 * forward_flops_per_token(model_config, seq_len[stage]) / 1e9
-                ceiling = ceilings["bfloat16" if bf16 else "float32"]
-                rows.append({**row, "achieved_gflops": achieved, "roofline_share": achieved / ceiling})
-    return rows
+    for (stage, _, bf16), setting_runs in runs.items():
+        row = median_row(setting_runs)
+        achieved = row["tokens_per_s"] * 2 * forward_flops_per_token(model_config, seq_len[stage]) / 1e9
+        rows.append({**row, "achieved_gflops": achieved, "roofline_share": achieved / ceilings["bfloat16" if bf16 else "float32"]})
+    tokens = config.training.domain.batch_size * config.data.domain.max_length
+    layer = {
+        "in_features": model_config.hidden_size,
+        "out_features": model_config.intermediate_size,
+        "tokens": tokens,
+        "ms": frozen_int8_layer_ms(model_config.hidden_size, model_config.intermediate_size, tokens, repeats=10 * repeats),
+    }
+    return {"stages": rows, "frozen_layer": layer}
 
 
 def end_to_end(config_path: Path, workdir: Path) -> dict[str, float]:
@@ -132,7 +144,7 @@ def main() -> int:
             results["perplexity"] = perplexity(args.config, args.repeats)
         if "training" not in args.skip:
             console.log("training throughput per stage and precision ...")
-            results["training"] = training(args.config, workdir, args.train_steps, results["roofline"])
+            results["training"] = training(args.config, workdir, args.train_steps, args.repeats, results["roofline"])
         if "end_to_end" not in args.skip:
             console.log("run-all, first and second time ...")
             results["end_to_end"] = end_to_end(args.config, workdir)

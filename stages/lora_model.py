@@ -12,6 +12,7 @@ from typing import Any
 from harness.config import HarnessConfig, LoraSettings
 from harness.errors import HarnessError
 from harness.models import load_causal_lm
+from stages.int8_linear import train_int8_in_autocast_dtype
 
 
 def _linear_modules(model: Any) -> list[str]:
@@ -50,7 +51,10 @@ def lora_config(lora: LoraSettings) -> Any:
 
 
 def load_lora_model(config: HarnessConfig, start_ref: str) -> Any:
-    """Start model (int8 when `model.load_in_8bit`) prepared for k-bit training, with LoRA adapters added."""
+    """Start model (int8 when `model.load_in_8bit`) prepared for k-bit training, with LoRA adapters added.
+
+    The int8 base layers train in the autocast dtype (stages/int8_linear.py).
+    """
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     model = load_causal_lm(start_ref, config.model)
@@ -58,7 +62,10 @@ def load_lora_model(config: HarnessConfig, start_ref: str) -> Any:
     if config.model.load_in_8bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     model.config.use_cache = False
-    return get_peft_model(model, lora_config(config.lora))
+    model = get_peft_model(model, lora_config(config.lora))
+    if config.model.load_in_8bit:
+        train_int8_in_autocast_dtype(model)
+    return model
 
 
 def parameter_counts(model: Any) -> tuple[int, int]:

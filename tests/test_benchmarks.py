@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from benchmarks.report import markdown, targets
-from benchmarks.training import forward_flops_per_token
+from benchmarks.training import forward_flops_per_token, median_row
 
 
 def test_forward_flops_count_every_matmul_weight_twice_plus_attention():
@@ -46,13 +46,34 @@ def test_training_target_is_judged_on_the_default_setting_of_every_stage():
         return {"stage": stage, "base": base, "compute": compute, "roofline_share": share}
 
     training = [row("domain", "int8", "bf16 autocast", 0.45), row("instruct", "int8", "bf16 autocast", 0.30), row("domain", "fp32", "fp32", 0.60)]
-    ((name, measured, holds),) = targets({"training": training})
+    ((name, measured, holds),) = targets({"training": {"stages": training}})
     assert not holds and "instruct 30%" in measured and "best setting 60%" in measured
     training[1]["roofline_share"] = 0.41
-    assert targets({"training": training})[0][2]
+    assert targets({"training": {"stages": training}})[0][2]
+
+
+def test_a_training_row_is_the_median_of_its_runs_with_their_range():
+    runs = [
+        {"stage": "domain", "tokens_per_s": speed, "peak_rss_mb": rss, "final_heldout_loss": 3.1}
+        for speed, rss in ((200.0, 2000.0), (260.0, 2100.0), (230.0, 1900.0))
+    ]
+    row = median_row(runs)
+    assert (row["tokens_per_s"], row["tokens_per_s_range"], row["peak_rss_mb"], row["runs"]) == (230.0, [200.0, 260.0], 2000.0, 3)
 
 
 def test_markdown_marks_missed_targets():
     text = markdown(_results(resident_int8=260.0))
     assert "| 8-bit base < half the resident memory of the fp32 base | 0.52x" in text
     assert text.count("**no**") == 2
+
+
+def test_markdown_shows_each_training_row_with_its_range_and_the_layer_timings():
+    stage_row = {
+        "stage": "domain", "base": "int8", "compute": "bf16 autocast", "tokens_per_s": 230.0, "tokens_per_s_range": [200.0, 260.0],
+        "achieved_gflops": 128.0, "roofline_share": 0.31, "peak_rss_mb": 2000.0, "final_heldout_loss": 3.1209, "steps": 6, "runs": 3,
+    }
+    layer = {"in_features": 576, "out_features": 1536, "tokens": 512, "ms": {"bitsandbytes int8": 9.13, "harness int8": 6.31}}
+    results = {**_results(resident_int8=200.0), "training": {"stages": [stage_row], "frozen_layer": layer}}
+    text = markdown(results)
+    assert "| domain | int8 | bf16 autocast | 230 | 200-260 | 128 | 31% | 2000 | 3.1209 |" in text
+    assert "median of 3 runs" in text and "| harness int8 | 6.31 |" in text
