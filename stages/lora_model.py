@@ -61,11 +61,9 @@ def load_lora_model(config: HarnessConfig, start_ref: str) -> Any:
     check_target_modules(model, config.lora)
     if config.model.load_in_8bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    model.config.use_cache = False
-    model = get_peft_model(model, lora_config(config.lora))
-    if config.model.load_in_8bit:
         train_int8_in_autocast_dtype(model)
-    return model
+    model.config.use_cache = False
+    return get_peft_model(model, lora_config(config.lora))
 
 
 def parameter_counts(model: Any) -> tuple[int, int]:
