@@ -3,6 +3,12 @@
 TRL's `SFTTrainer` receives conversations already tokenized with their label mask (see
 `stages.sft_examples`): it keeps a `labels` column as given, so the mask that trains is the one the
 tests check, whatever the chat template's support for assistant-token masks.
+
+The loss is the model's own masked cross-entropy (`Trainer.compute_loss`), as in the domain stage.
+TRL 1.16's default swaps in a chunked LM head that also computes entropy and top-1 accuracy for its
+logs; without Triton (on the CPU) that head runs as torch ops over every position and recomputes the
+logits in an fp32 backward, which took a third of an instruct step here (benchmarks/README.md). On a
+GPU the model's loss holds the full logits in memory, as the domain stage's already does.
 """
 
 from __future__ import annotations
@@ -30,9 +36,15 @@ def make_sft_trainer(
 ) -> Any:
     """An `SFTTrainer` over pre-tokenized examples (ids + labels); no packing, no re-tokenization."""
     from datasets import Dataset
+    from transformers import Trainer
     from trl import SFTConfig, SFTTrainer
 
-    return SFTTrainer(
+    class ModelLossSFTTrainer(SFTTrainer):
+        """`SFTTrainer` with the model's own masked cross-entropy as the loss (see the module docstring)."""
+
+        compute_loss = Trainer.compute_loss
+
+    return ModelLossSFTTrainer(
         model=model,
         args=SFTConfig(**arguments, max_length=max_length, packing=False, padding_free=False),
         train_dataset=Dataset.from_list([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in train]),

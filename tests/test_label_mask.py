@@ -71,7 +71,8 @@ def test_truncation_cuts_the_reply_and_drops_prompts_that_fill_the_window(embedd
         sft_examples(embedded_tokenizer, conversations[:3], SYSTEM, 8, split="train")
 
 
-def test_sft_trainer_trains_on_exactly_these_labels(embedded_model_dir, embedded_tokenizer, conversations, tmp_path):
+@pytest.fixture(scope="module")
+def sft_trainer(embedded_model_dir, embedded_tokenizer, conversations, tmp_path_factory):
     from harness.config import HarnessConfig, StageTraining
     from stages.batching import PadCollator
     from stages.instruct import make_sft_trainer
@@ -86,7 +87,7 @@ def test_sft_trainer_trains_on_exactly_these_labels(embedded_model_dir, embedded
     )
     examples = sft_examples(embedded_tokenizer, conversations[:4], SYSTEM, 96, split="train")
     settings = StageTraining(batch_size=4, grad_accum=1, max_steps=1)
-    arguments = trainer_arguments(settings, seed=0, bf16=False, output_dir=tmp_path, report_to=[])
+    arguments = trainer_arguments(settings, seed=0, bf16=False, output_dir=tmp_path_factory.mktemp("sft"), report_to=[])
     trainer = make_sft_trainer(
         load_lora_model(config, str(embedded_model_dir)),
         embedded_tokenizer,
@@ -96,7 +97,11 @@ def test_sft_trainer_trains_on_exactly_these_labels(embedded_model_dir, embedded
         [],
         96,
     )
+    return trainer, examples
 
+
+def test_sft_trainer_trains_on_exactly_these_labels(sft_trainer):
+    trainer, examples = sft_trainer
     assert trainer.args.gradient_checkpointing is False, "SFTConfig's default recomputes every forward pass"
     prepared = trainer.train_dataset
     assert sorted(prepared[i]["labels"] for i in range(len(prepared))) == sorted(e["labels"] for e in examples)
@@ -106,3 +111,27 @@ def test_sft_trainer_trains_on_exactly_these_labels(embedded_model_dir, embedded
         original = next(e for e in examples if e["input_ids"] == row_ids[:length])
         assert row_labels[:length] == original["labels"]
         assert all(label == IGNORE_INDEX for label in row_labels[length:])
+
+
+def test_sft_training_loss_is_the_mean_nll_of_the_reply_tokens(sft_trainer, embedded_tokenizer):
+    """The trainer's loss is the held-out scorer's token-weighted NLL on the same batch, also when the
+    trainer divides by the token count of a whole accumulated batch (`num_items_in_batch`)."""
+    import torch
+
+    from stages.batching import count_label_tokens
+    from stages.heldout_loss import token_weighted_loss
+
+    trainer, examples = sft_trainer
+    model = trainer.model
+    batch = {key: value.to(model.device) for key, value in trainer.data_collator(examples).items()}
+    scored = sum(count_label_tokens(example) for example in examples)
+    expected = token_weighted_loss(model, examples, batch_size=4, pad_id=embedded_tokenizer.pad_token_id, bf16=False)
+    model.eval()
+    try:
+        with torch.no_grad():
+            loss = trainer.compute_loss(model, dict(batch))
+            accumulated = trainer.compute_loss(model, dict(batch), num_items_in_batch=torch.tensor(2 * scored))
+    finally:
+        model.train()
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    assert accumulated.item() == pytest.approx(expected / 2, rel=1e-5)
