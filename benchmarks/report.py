@@ -113,6 +113,12 @@ def markdown(results: dict[str, Any]) -> str:
             "",
         ]
         lines += _table(["layer", "ms"], [[name, f"{ms:.2f}"] for name, ms in layer["ms"].items()])
+        lines += ["Pieces of a training step, stock vs the harness's, forward and backward (median ms):", ""]
+        lines += _table(
+            ["piece", "shape", "stock", "ms", "harness", "ms"],
+            [[row["piece"], row["shape"], row["stock"], f"{row['stock_ms']:.2f}", row["harness"], f"{row['harness_ms']:.2f}"]
+             for row in training["pieces"]],
+        )
     if memory := results.get("memory"):
         lines += ["**Loaded base** (resident memory growth over loading it and one forward pass; see benchmarks/memory.py)", ""]
         lines += _table(

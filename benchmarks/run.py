@@ -21,6 +21,8 @@ from rich.console import Console
 
 SECTIONS = ("roofline", "memory", "generation", "perplexity", "training", "end_to_end")
 ROOT = Path(__file__).resolve().parents[1]
+PADDED_CONVERSATION_TOKENS = 160
+"""About the padded length of an instruct micro-batch of the sample conversations: the short attention case."""
 console = Console()
 
 
@@ -77,7 +79,7 @@ def perplexity(config_path: Path, repeats: int) -> dict[str, Any]:
 
 def training(config_path: Path, workdir: Path, max_steps: int, repeats: int, ceilings: dict[str, float]) -> dict[str, Any]:
     """Every stage x base x compute setting `repeats` times, interleaved so that drift in the machine's speed hits all alike."""
-    from benchmarks.training import forward_flops_per_token, frozen_int8_layer_ms, median_row, train_stage
+    from benchmarks.training import forward_flops_per_token, frozen_int8_layer_ms, median_row, train_stage, training_pieces_ms
     from harness.config import load_config
     from harness.models import resolve_model
 
@@ -105,7 +107,11 @@ def training(config_path: Path, workdir: Path, max_steps: int, repeats: int, cei
         "tokens": tokens,
         "ms": frozen_int8_layer_ms(model_config.hidden_size, model_config.intermediate_size, tokens, repeats=10 * repeats),
     }
-    return {"stages": rows, "frozen_layer": layer}
+    pieces = training_pieces_ms(
+        model_config, batch=config.training.instruct.batch_size, short_length=PADDED_CONVERSATION_TOKENS,
+        long_length=seq_len["domain"], dropout=config.lora.dropout, repeats=10 * repeats,
+    )
+    return {"stages": rows, "frozen_layer": layer, "pieces": pieces}
 
 
 def end_to_end(config_path: Path, workdir: Path) -> dict[str, float]:

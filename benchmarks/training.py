@@ -10,6 +10,8 @@ costs about two forward passes.
 
 `frozen_int8_layer_ms` times one layer in isolation: the int8 base's training path against a
 full-precision layer with the same weights, the comparison behind `stages/int8_linear.py`.
+`training_pieces_ms` does the same for the loss, attention and LoRA dropout, the comparisons behind
+`stages/blockwise_loss.py`, `stages/short_attention.py` and `stages/lora_dropout.py`.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 HARNESS = str(Path(sys.executable).parent / "harness")
 
@@ -74,6 +77,19 @@ def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def interleaved_median_ms(steps: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+    """Median ms of each step after one untimed warm-up; the steps take turns, so drift in the machine's speed hits all alike."""
+    for step in steps.values():
+        step()
+    seconds: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            started = time.perf_counter()
+            step()
+            seconds[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) * 1e3 for name, values in seconds.items()}
+
+
 def frozen_int8_layer_ms(in_features: int, out_features: int, tokens: int, repeats: int) -> dict[str, float]:
     """Median ms of one forward and backward pass (input gradient only) through a frozen layer under bf16 autocast.
 
@@ -96,18 +112,75 @@ def frozen_int8_layer_ms(in_features: int, out_features: int, tokens: int, repea
     layers["fp32 nn.Linear"] = linear
     x = torch.randn(tokens, in_features)
 
-    def step(layer: Any) -> float:
-        inputs = x.clone().requires_grad_(True)
-        started = time.perf_counter()
+    def step(layer: Any) -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = layer(inputs)
+            out = layer(x.clone().requires_grad_(True))
         out.float().sum().backward()
-        return time.perf_counter() - started
 
-    for layer in layers.values():
-        step(layer)
-    seconds: dict[str, list[float]] = {name: [] for name in layers}
-    for _ in range(repeats):
-        for name, layer in layers.items():
-            seconds[name].append(step(layer))
-    return {name: statistics.median(values) * 1e3 for name, values in seconds.items()}
+    return interleaved_median_ms({name: partial(step, layer) for name, layer in layers.items()}, repeats)
+
+
+def training_pieces_ms(model_config: Any, *, batch: int, short_length: int, long_length: int, dropout: float, repeats: int) -> list[dict[str, Any]]:
+    """Forward and backward of the three pieces of a training step the harness replaces, stock piece vs the harness's.
+
+    The loss over bf16 logits (transformers' `ForCausalLMLoss` vs `stages.blockwise_loss`), attention
+    at a short padded length and a long causal one (SDPA vs `stages.short_attention`'s plain path),
+    and one LoRA dropout mask (`nn.Dropout` vs `stages.lora_dropout`).
+    """
+    import torch
+    from transformers.loss.loss_utils import ForCausalLMLoss
+
+    from stages.blockwise_loss import causal_lm_loss
+    from stages.lora_dropout import LaneDropout
+    from stages.short_attention import plain_causal_attention
+
+    torch.manual_seed(0)
+    vocab = model_config.vocab_size
+    logits = torch.randn(batch, long_length, vocab).mul_(4).to(torch.bfloat16)
+    labels = torch.randint(0, vocab, (batch, long_length))
+
+    def loss_step(loss_function: Callable[..., Any]) -> None:
+        loss_function(logits.clone().requires_grad_(True), labels, vocab).backward()
+
+    heads = model_config.num_attention_heads
+    head_dim = getattr(model_config, "head_dim", None) or model_config.hidden_size // heads
+    scale = head_dim**-0.5
+
+    def attention_inputs(length: int) -> list[torch.Tensor]:
+        kv_heads = model_config.num_key_value_heads
+        return [torch.randn(batch, n, length, head_dim, dtype=torch.bfloat16) for n in (heads, kv_heads, kv_heads)]
+
+    def sdpa(q: Any, k: Any, v: Any, mask: Any) -> Any:
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale, enable_gqa=True)
+
+    def attention_step(attention: Callable[..., Any], inputs: list[torch.Tensor], mask: Any) -> None:
+        leaves = [tensor.clone().requires_grad_(True) for tensor in inputs]
+        attention(*leaves, mask).float().sum().backward()
+
+    padded = torch.ones(batch, 1, short_length, short_length, dtype=torch.bool).tril()
+    padded[-1, :, :, -short_length // 8 :] = False
+    hidden = torch.randn(batch, short_length, model_config.hidden_size)
+
+    def dropout_step(module: torch.nn.Module) -> None:
+        module(hidden.clone().requires_grad_(True)).sum().backward()
+
+    pieces = [
+        ("loss", f"{batch}x{long_length} positions x {vocab} logits, bf16",
+         {"transformers ForCausalLMLoss": partial(loss_step, ForCausalLMLoss), "harness blockwise": partial(loss_step, causal_lm_loss)}),
+    ]
+    for length, mask, kind in ((short_length, padded, "padded"), (long_length, None, "causal")):
+        inputs = attention_inputs(length)
+        pieces.append((
+            "attention", f"{batch}x{length} tokens, {kind}, bf16",
+            {"SDPA": partial(attention_step, sdpa, inputs, mask),
+             "harness plain": partial(attention_step, partial(plain_causal_attention, scaling=scale), inputs, mask)},
+        ))
+    pieces.append((
+        "LoRA dropout", f"{batch}x{short_length}x{model_config.hidden_size}, p={dropout}",
+        {"nn.Dropout": partial(dropout_step, torch.nn.Dropout(dropout).train()), "harness LaneDropout": partial(dropout_step, LaneDropout(dropout).train())},
+    ))
+    rows = []
+    for piece, shape, steps in pieces:
+        (stock, stock_ms), (harness, harness_ms) = interleaved_median_ms(steps, repeats).items()
+        rows.append({"piece": piece, "shape": shape, "stock": stock, "stock_ms": stock_ms, "harness": harness, "harness_ms": harness_ms})
+    return rows

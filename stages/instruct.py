@@ -4,11 +4,12 @@ TRL's `SFTTrainer` receives conversations already tokenized with their label mas
 `stages.sft_examples`): it keeps a `labels` column as given, so the mask that trains is the one the
 tests check, whatever the chat template's support for assistant-token masks.
 
-The loss is the model's own masked cross-entropy (`Trainer.compute_loss`), as in the domain stage.
+The loss is the model's masked cross-entropy (`Trainer.compute_loss`, computed block by block by
+`stages.blockwise_loss`), as in the domain stage.
 TRL 1.16's default swaps in a chunked LM head that also computes entropy and top-1 accuracy for its
 logs; without Triton (on the CPU) that head runs as torch ops over every position and recomputes the
 logits in an fp32 backward, which took a third of an instruct step here (benchmarks/README.md). On a
-GPU the model's loss holds the full logits in memory, as the domain stage's already does.
+GPU the model's loss holds the full logits in memory (in the compute dtype), as the domain stage's does.
 """
 
 from __future__ import annotations

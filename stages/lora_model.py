@@ -12,7 +12,10 @@ from typing import Any
 from harness.config import HarnessConfig, LoraSettings
 from harness.errors import HarnessError
 from harness.models import load_causal_lm
+from stages.blockwise_loss import causal_lm_loss
 from stages.int8_linear import train_int8_in_autocast_dtype
+from stages.lora_dropout import use_lane_dropout
+from stages.short_attention import use_short_sequence_attention
 
 
 def _linear_modules(model: Any) -> list[str]:
@@ -53,7 +56,11 @@ def lora_config(lora: LoraSettings) -> Any:
 def load_lora_model(config: HarnessConfig, start_ref: str) -> Any:
     """Start model (int8 when `model.load_in_8bit`) prepared for k-bit training, with LoRA adapters added.
 
-    The int8 base layers train in the autocast dtype (stages/int8_linear.py).
+    Four replacements make a CPU training step cheaper, each computing the same thing up to rounding
+    (dropout: masks from the same distribution): the int8 base layers train in the autocast dtype
+    (stages/int8_linear.py), the loss is computed a block of positions at a time
+    (stages/blockwise_loss.py), short sequences skip SDPA's flash kernel (stages/short_attention.py)
+    and LoRA dropout masks come from packed random bits (stages/lora_dropout.py).
     """
     from peft import get_peft_model, prepare_model_for_kbit_training
 
@@ -63,7 +70,12 @@ def load_lora_model(config: HarnessConfig, start_ref: str) -> Any:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         train_int8_in_autocast_dtype(model)
     model.config.use_cache = False
-    return get_peft_model(model, lora_config(config.lora))
+    model.loss_function = causal_lm_loss
+    if model.config._attn_implementation == "sdpa":
+        use_short_sequence_attention(model)
+    peft_model = get_peft_model(model, lora_config(config.lora))
+    use_lane_dropout(peft_model)
+    return peft_model
 
 
 def parameter_counts(model: Any) -> tuple[int, int]:

@@ -67,13 +67,15 @@ def test_markdown_marks_missed_targets():
     assert text.count("**no**") == 2
 
 
-def test_markdown_shows_each_training_row_with_its_range_and_the_layer_timings():
+def test_markdown_shows_each_training_row_with_its_range_and_the_layer_and_piece_timings():
     stage_row = {
         "stage": "domain", "base": "int8", "compute": "bf16 autocast", "tokens_per_s": 230.0, "tokens_per_s_range": [200.0, 260.0],
         "achieved_gflops": 128.0, "roofline_share": 0.31, "peak_rss_mb": 2000.0, "final_heldout_loss": 3.1209, "steps": 6, "runs": 3,
     }
     layer = {"in_features": 576, "out_features": 1536, "tokens": 512, "ms": {"bitsandbytes int8": 9.13, "harness int8": 6.31}}
-    results = {**_results(resident_int8=200.0), "training": {"stages": [stage_row], "frozen_layer": layer}}
+    piece = {"piece": "loss", "shape": "2x256", "stock": "ForCausalLMLoss", "stock_ms": 140.2, "harness": "blockwise", "harness_ms": 48.5}
+    results = {**_results(resident_int8=200.0), "training": {"stages": [stage_row], "frozen_layer": layer, "pieces": [piece]}}
     text = markdown(results)
+    assert "| loss | 2x256 | ForCausalLMLoss | 140.20 | blockwise | 48.50 |" in text
     assert "| domain | int8 | bf16 autocast | 230 | 200-260 | 128 | 31% | 2000 | 3.1209 |" in text
     assert "median of 3 runs" in text and "| harness int8 | 6.31 |" in text

@@ -135,3 +135,15 @@ def test_sft_training_loss_is_the_mean_nll_of_the_reply_tokens(sft_trainer, embe
         model.train()
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     assert accumulated.item() == pytest.approx(expected / 2, rel=1e-5)
+
+
+def test_the_stage_model_trains_with_the_harness_loss_attention_and_dropout(sft_trainer):
+    from stages.blockwise_loss import causal_lm_loss
+    from stages.lora_dropout import LaneDropout
+    from stages.short_attention import ATTENTION_NAME
+
+    base = sft_trainer[0].model.get_base_model()
+    assert base.loss_function is causal_lm_loss
+    assert base.config._attn_implementation == ATTENTION_NAME
+    dropouts = [module for name, module in base.named_modules() if ".lora_dropout." in name]
+    assert dropouts and all(isinstance(module, LaneDropout) for module in dropouts)
