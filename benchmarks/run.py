@@ -82,6 +82,7 @@ def training(config_path: Path, workdir: Path, max_steps: int, repeats: int, cei
     from benchmarks.training import forward_flops_per_token, frozen_int8_layer_ms, median_row, train_stage, training_pieces_ms
     from harness.config import load_config
     from harness.models import resolve_model
+    from stages.cpu_heap import keep_freed_memory_in_heap
 
     from transformers import AutoConfig
 
@@ -100,6 +101,7 @@ def training(config_path: Path, workdir: Path, max_steps: int, repeats: int, cei
         row = median_row(setting_runs)
         achieved = row["tokens_per_s"] * 2 * forward_flops_per_token(model_config, seq_len[stage]) / 1e9
         rows.append({**row, "achieved_gflops": achieved, "roofline_share": achieved / ceilings["bfloat16" if bf16 else "float32"]})
+    keep_freed_memory_in_heap()  # the micro-timings below run under the heap setting of a training process
     tokens = config.training.domain.batch_size * config.data.domain.max_length
     layer = {
         "in_features": model_config.hidden_size,

@@ -13,6 +13,7 @@ from harness.config import HarnessConfig, LoraSettings
 from harness.errors import HarnessError
 from harness.models import load_causal_lm
 from stages.blockwise_loss import causal_lm_loss
+from stages.cpu_heap import keep_freed_memory_in_heap
 from stages.int8_linear import train_int8_in_autocast_dtype
 from stages.lora_dropout import use_lane_dropout
 from stages.short_attention import use_short_sequence_attention
@@ -60,12 +61,15 @@ def load_lora_model(config: HarnessConfig, start_ref: str) -> Any:
     (dropout: masks from the same distribution): the int8 base layers train in the autocast dtype
     (stages/int8_linear.py), the loss is computed a block of positions at a time
     (stages/blockwise_loss.py), short sequences skip SDPA's flash kernel (stages/short_attention.py)
-    and LoRA dropout masks come from packed random bits (stages/lora_dropout.py).
+    and LoRA dropout masks come from packed random bits (stages/lora_dropout.py). On the CPU the
+    process also keeps freed memory in its heap (stages/cpu_heap.py).
     """
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     model = load_causal_lm(start_ref, config.model)
     check_target_modules(model, config.lora)
+    if model.device.type == "cpu":
+        keep_freed_memory_in_heap()
     if config.model.load_in_8bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         train_int8_in_autocast_dtype(model)

@@ -99,3 +99,19 @@ def test_evaluation_keeps_sdpa(monkeypatch):
         model(**padded_batch(24))
     assert model.config._attn_implementation == short_attention.ATTENTION_NAME
     assert calls == []
+
+
+def test_backward_keeps_only_the_probabilities_in_the_input_dtype():
+    """Per layer the plain path holds one [batch, heads, T, T] matrix for the backward pass, in bf16, not also an fp32 softmax."""
+    length = 32
+    saved = []
+
+    def keep(tensor: torch.Tensor) -> torch.Tensor:
+        saved.append(tensor)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        output = plain_causal_attention(*qkv(length, torch.bfloat16), padded_causal_mask(length), scaling=0.25)
+    square = {t.data_ptr(): t.dtype for t in saved if t.shape[-2:] == (length, length) and t.shape[1] > 1}
+    assert list(square.values()) == [torch.bfloat16]
+    output.float().sum().backward()
