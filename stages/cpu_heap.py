@@ -23,7 +23,7 @@ M_MMAP_THRESHOLD = -3
 
 MMAP_THRESHOLDS = (64 << 20, 32 << 20)
 """Blocks up to the first accepted size come from the heap. 64 MB covers the bf16 logits of a 2 x 256
-micro-batch over a 49k vocabulary (50 MB); newer glibc releases refuse more than 32 MB."""
+micro-batch over a 49k vocabulary (50 MB); 32 MB is the fallback for a glibc that refuses more."""
 
 TRIM_THRESHOLD_BYTES = 2**31 - 1
 """Free heap top above which glibc gives memory back: the largest value mallopt takes."""
