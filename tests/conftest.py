@@ -11,6 +11,10 @@ import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# One BLAS/OpenMP thread per process, set before torch is imported: on a 2-core machine, threads
+# spinning against any other load slow model tests by 10x or more. Every way of running pytest
+# (`make test`, CI, a bare `pytest`) gets the same suite; export OMP_NUM_THREADS to override.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = REPO_ROOT / "harness" / "sample_data"

@@ -2,9 +2,15 @@
 
 `torchrun --nproc_per_node 2` with 2 samples per process has the same global batch (4) as one
 process with `batch_size: 4`, so the two adapters should be the same up to floating-point reduction
-order. Measured on the tiny config: held-out loss 3.4422753 (2 processes) vs 3.4422755 (1 process),
-while the two training steps moved it from the base's 3.4520; the tolerance below is 10x smaller
-than that movement.
+order. Both runs train in fp32 (`training.bf16_autocast=false`): the promise is about data
+parallelism, and bf16 autocast rounds differently for a batch of 2 and a batch of 4 on some CPUs.
+On an Intel Xeon with AMX the first logged loss was 3.84518 (2 x 2) vs 3.85135 (1 x 4) under bf16;
+on AMD EPYC (avx512_bf16, no AMX) 3.8453798 vs 3.8453796. In fp32 on AMD EPYC both the logged
+losses (3.848458766937256, then 3.4085586071014404) and the adapters' held-out loss (3.4422620632947782,
+base 3.4520) are bit-identical between the two launches.
+
+The logged loss under DDP is the mean over all processes (transformers gathers it): rank 0's own
+half of the first global batch scores 3.878291, 0.030 away from the global mean the test expects.
 """
 
 from __future__ import annotations
@@ -22,8 +28,14 @@ from harness.manifest import Manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = REPO_ROOT / "configs" / "tiny.yaml"
-LOSS_TOLERANCE = 1e-3
-"""Nats per token between the 2-process and 1-process adapters' held-out loss."""
+LOSS_TOLERANCE = 1e-4
+"""Nats per token allowed between the fp32 2-process and 1-process runs (logged and held-out loss).
+
+Measured spread: 0 on AMD EPYC (AMX machines not measured in fp32: none here). fp32 sums in
+another order move a loss of this size by about 1e-6, so 1e-4 leaves margin for other kernels
+while staying 300x below the 0.030 gap that a rank-0-only logged loss would show.
+"""
+FP32 = ["--set", "training.bf16_autocast=false"]
 
 
 def _run(command: list[str], timeout: int = 300) -> str:
@@ -61,12 +73,12 @@ def two_runs(tmp_path_factory, embedded_model_dir) -> tuple[Path, Path]:
     ddp_run, single_run = root / "ddp", root / "single"
     _run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "harness", "train", "domain", "--config", str(TINY), "--output", str(ddp_run)]
+         "-m", "harness", "train", "domain", "--config", str(TINY), "--output", str(ddp_run), *FP32]
     )
     global_batch = 2 * yaml.safe_load(TINY.read_text())["training"]["domain"]["batch_size"]
     _run(
         [sys.executable, "-m", "harness", "train", "domain", "--config", str(TINY), "--output", str(single_run),
-         "--set", f"training.domain.batch_size={global_batch}"]
+         "--set", f"training.domain.batch_size={global_batch}", *FP32]
     )
     return ddp_run, single_run
 
@@ -80,7 +92,9 @@ def test_two_processes_write_one_checkpoint_with_world_size(two_runs):
     assert [p.step for p in manifest.eval_loss] == [0, 2]
     single = Manifest.load(two_runs[1] / "checkpoints" / "domain")
     assert single.hardware["world_size"] == 1
-    assert [p.loss for p in manifest.train_loss] == pytest.approx([p.loss for p in single.train_loss], abs=LOSS_TOLERANCE)
+    assert [p.loss for p in manifest.train_loss] == pytest.approx([p.loss for p in single.train_loss], abs=LOSS_TOLERANCE), (
+        "the logged loss under DDP must be the mean over every process's share of the global batch"
+    )
 
 
 def test_two_process_adapter_matches_single_process_heldout_loss(two_runs):

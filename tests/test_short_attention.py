@@ -85,6 +85,8 @@ def test_model_trains_to_the_same_loss_and_gradients_as_with_sdpa(length, monkey
         loss.backward()
         results.append((loss.detach(), model.model.layers[0].self_attn.q_proj.weight.grad))
     assert len(calls) == (2 if length <= SHORT_SEQUENCE else 0)
+    # bf16 autocast: measured on AMD EPYC (avx512_bf16) at 24 tokens, loss 1.3e-5 relative apart and
+    # gradients within rtol 5e-2 plus 1.7e-6; the bounds leave about 100x for other CPUs' bf16 kernels.
     torch.testing.assert_close(results[1][0], results[0][0], rtol=2e-3, atol=0)
     torch.testing.assert_close(results[1][1], results[0][1], rtol=5e-2, atol=2e-3)
 
