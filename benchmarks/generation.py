@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from evals.generate import Generator
-from harness.chat import strip_thinking
+from harness.evals.generate import Generator
+from harness.data.chat import strip_thinking
 
 
 @dataclass(frozen=True)

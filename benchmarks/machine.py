@@ -49,7 +49,7 @@ def cpu_model() -> str:
 def describe_machine() -> dict[str, Any]:
     import torch
 
-    from harness.environment import library_versions
+    from harness.core.environment import library_versions
 
     return {
         "cpu": cpu_model(),

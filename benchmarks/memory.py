@@ -40,8 +40,8 @@ def _import_loading_libraries() -> None:
 def _load_and_run(model_dir: str, precision: str):
     import torch
 
-    from harness.config import ModelConfig
-    from harness.models import load_causal_lm
+    from harness.run.config import ModelConfig
+    from harness.models.loading import load_causal_lm
 
     model = load_causal_lm(model_dir, ModelConfig(), load_in_8bit=precision == "int8").eval()
     with torch.inference_mode():
@@ -50,7 +50,7 @@ def _load_and_run(model_dir: str, precision: str):
 
 
 def measure(precision: str) -> dict[str, float | str]:
-    from harness.models import convert_embedded
+    from harness.models.loading import convert_embedded
 
     model_dir = str(convert_embedded("smollm2-135m-instruct"))
     _import_loading_libraries()

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from evals.perplexity import section_nll
+from harness.evals.perplexity import section_nll
 
 
 def _median_seconds(run: Callable[[], float], repeats: int) -> tuple[float, float]:

@@ -41,9 +41,9 @@ def memory() -> list[dict[str, Any]]:
 
 
 def _model_and_data(config_path: Path) -> tuple[Any, Any, Any, Any]:
-    from harness.config import load_config
-    from harness.models import load_causal_lm, load_tokenizer, resolve_model
-    from harness.run_data import load_run_data
+    from harness.run.config import load_config
+    from harness.models.loading import load_causal_lm, load_tokenizer, resolve_model
+    from harness.data.run_data import load_run_data
 
     config = load_config(config_path, [])
     ref = resolve_model(config.model)
@@ -53,7 +53,7 @@ def _model_and_data(config_path: Path) -> tuple[Any, Any, Any, Any]:
 
 def generation(config_path: Path, repeats: int, n_prompts: int) -> dict[str, Any]:
     from benchmarks.generation import compare_generation
-    from harness.conversations import chat_messages
+    from harness.data.conversations import chat_messages
 
     config, model, tokenizer, data = _model_and_data(config_path)
     system_prompt = config.data.counseling.system_prompt
@@ -69,7 +69,7 @@ def generation(config_path: Path, repeats: int, n_prompts: int) -> dict[str, Any
 
 def perplexity(config_path: Path, repeats: int) -> dict[str, Any]:
     from benchmarks.perplexity import compare_perplexity
-    from harness.corpus import join_sections
+    from harness.data.corpus import join_sections
 
     config, model, tokenizer, data = _model_and_data(config_path)
     settings = config.eval.perplexity
@@ -80,9 +80,9 @@ def perplexity(config_path: Path, repeats: int) -> dict[str, Any]:
 def training(config_path: Path, workdir: Path, max_steps: int, repeats: int, ceilings: dict[str, float]) -> dict[str, Any]:
     """Every stage x base x compute setting `repeats` times, interleaved so that drift in the machine's speed hits all alike."""
     from benchmarks.training import forward_flops_per_token, frozen_int8_layer_ms, median_row, train_stage, training_pieces_ms
-    from harness.config import load_config
-    from harness.models import resolve_model
-    from stages.cpu_heap import keep_freed_memory_in_heap
+    from harness.run.config import load_config
+    from harness.models.loading import resolve_model
+    from harness.stages.speed.cpu_heap import keep_freed_memory_in_heap
 
     from transformers import AutoConfig
 

@@ -9,9 +9,9 @@ gradients only (the base is frozen), which costs about one more forward, so a tr
 costs about two forward passes.
 
 `frozen_int8_layer_ms` times one layer in isolation: the int8 base's training path against a
-full-precision layer with the same weights, the comparison behind `stages/int8_linear.py`.
+full-precision layer with the same weights, the comparison behind `stages/speed/int8_linear.py`.
 `training_pieces_ms` does the same for the loss, attention and LoRA dropout, the comparisons behind
-`stages/blockwise_loss.py`, `stages/short_attention.py` and `stages/lora_dropout.py`.
+`stages/speed/blockwise_loss.py`, `stages/speed/short_attention.py` and `stages/speed/lora_dropout.py`.
 """
 
 from __future__ import annotations
@@ -94,12 +94,12 @@ def frozen_int8_layer_ms(in_features: int, out_features: int, tokens: int, repea
     """Median ms of one forward and backward pass (input gradient only) through a frozen layer under bf16 autocast.
 
     Three ways to hold the same weights: bitsandbytes' int8 layer on its own training path, the same
-    layer routed through `stages.int8_linear`, and a plain fp32 `nn.Linear` (which autocast runs in bf16).
+    layer routed through `harness.stages.speed.int8_linear`, and a plain fp32 `nn.Linear` (which autocast runs in bf16).
     """
     import bitsandbytes as bnb
     import torch
 
-    from stages.int8_linear import train_int8_in_autocast_dtype
+    from harness.stages.speed.int8_linear import train_int8_in_autocast_dtype
 
     torch.manual_seed(0)
     linear = torch.nn.Linear(in_features, out_features, bias=False).requires_grad_(False)
@@ -123,16 +123,16 @@ def frozen_int8_layer_ms(in_features: int, out_features: int, tokens: int, repea
 def training_pieces_ms(model_config: Any, *, batch: int, short_length: int, long_length: int, dropout: float, repeats: int) -> list[dict[str, Any]]:
     """Forward and backward of the three pieces of a training step the harness replaces, stock piece vs the harness's.
 
-    The loss over bf16 logits (transformers' `ForCausalLMLoss` vs `stages.blockwise_loss`), attention
-    at a short padded length and a long causal one (SDPA vs `stages.short_attention`'s plain path),
-    and one LoRA dropout mask (`nn.Dropout` vs `stages.lora_dropout`).
+    The loss over bf16 logits (transformers' `ForCausalLMLoss` vs `harness.stages.speed.blockwise_loss`), attention
+    at a short padded length and a long causal one (SDPA vs `harness.stages.speed.short_attention`'s plain path),
+    and one LoRA dropout mask (`nn.Dropout` vs `harness.stages.speed.lora_dropout`).
     """
     import torch
     from transformers.loss.loss_utils import ForCausalLMLoss
 
-    from stages.blockwise_loss import causal_lm_loss
-    from stages.lora_dropout import LaneDropout
-    from stages.short_attention import plain_causal_attention
+    from harness.stages.speed.blockwise_loss import causal_lm_loss
+    from harness.stages.speed.lora_dropout import LaneDropout
+    from harness.stages.speed.short_attention import plain_causal_attention
 
     torch.manual_seed(0)
     vocab = model_config.vocab_size

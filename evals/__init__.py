@@ -1,3 +1,3 @@
-"""Evals: each module registers one eval in `evals.registry`; importing this package registers them all."""
+"""Evals: each module registers one eval in `harness.evals.registry`; importing this package registers them all."""
 
-from evals import perplexity, safety, similarity  # noqa: F401  (importing registers them)
+from harness.evals import perplexity, safety, similarity  # noqa: F401  (importing registers them)

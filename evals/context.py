@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from evals.generate import Generator
-    from harness.config import HarnessConfig
-    from harness.conversations import Conversation
-    from harness.corpus import Section
-    from harness.safety_prompts import SafetyPrompt
+    from harness.evals.generate import Generator
+    from harness.run.config import HarnessConfig
+    from harness.data.conversations import Conversation
+    from harness.data.corpus import Section
+    from harness.data.safety_prompts import SafetyPrompt
 
 
 @dataclass

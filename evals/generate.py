@@ -1,6 +1,6 @@
 """Batched, cached greedy generation: the one way every eval gets replies from a model.
 
-Prompts are chat-templated with `harness.chat.render_chat` (the format SFT trains on), tokenized once,
+Prompts are chat-templated with `harness.data.chat.render_chat` (the format SFT trains on), tokenized once,
 sorted by length and cut into batches (so little compute goes to padding), and handed to a
 generation backend: transformers by default (left padding, KV cache), or vLLM for GPU users
 (`eval.generation.backend: vllm`, see evals/vllm_backend.py). Replies come back in the caller's order.
@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from harness.atomic import atomic_write_text
-from harness.chat import render_chat, strip_thinking
-from harness.errors import HarnessError
+from harness.core.atomic import atomic_write_text
+from harness.data.chat import render_chat, strip_thinking
+from harness.core.errors import HarnessError
 
 if TYPE_CHECKING:
-    from harness.checkpoints import ResolvedCheckpoint
-    from harness.config import HarnessConfig
+    from harness.models.checkpoints import ResolvedCheckpoint
+    from harness.run.config import HarnessConfig
 
 Messages = list[dict[str, str]]
 
@@ -80,7 +80,7 @@ class TransformersBackend:
 
     def __init__(self, model: Any, tokenizer: Any, *, autocast_bf16: bool = False) -> None:
         if tokenizer.pad_token_id is None:
-            raise ValueError("the tokenizer needs a pad token (harness.models.load_tokenizer sets it to EOS)")
+            raise ValueError("the tokenizer needs a pad token (harness.models.loading.load_tokenizer sets it to EOS)")
         self.model = model
         self.tokenizer = tokenizer
         self.autocast_bf16 = autocast_bf16
@@ -244,7 +244,7 @@ def build_generator(
         "cache_dir": cache_dir,
     }
     if settings.backend == "vllm":
-        from evals.vllm_backend import VllmBackend
+        from harness.evals.vllm_backend import VllmBackend
 
         backend = VllmBackend(ckpt.start_ref, tokenizer, adapter_dir=ckpt.adapter_dir, model_cfg=config.model, seed=config.seed)
         return Generator(None, tokenizer, backend=backend, **common)

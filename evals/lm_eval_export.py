@@ -1,7 +1,7 @@
 """Export the held-out perplexity eval as an lm-evaluation-harness task, so `lm_eval` can reproduce our number.
 
 The export is a folder with two files: `<task>.jsonl`, one document per held-out section (exactly the
-text `evals.perplexity` scores, non-empty sections only), and `<task>.yaml`, a `loglikelihood_rolling`
+text `harness.evals.perplexity` scores, non-empty sections only), and `<task>.yaml`, a `loglikelihood_rolling`
 task over it with lm-eval's `word_perplexity`, `byte_perplexity` and `bits_per_byte`. lm-eval scores
 each document with disjoint windows of the model's `max_length` after a BOS (or EOS) token, which is
 our perplexity eval with `stride == max_length`; both sum NLL over documents and divide by UTF-8
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import yaml
 
-from harness.atomic import atomic_write_text
-from harness.config import HarnessConfig
-from harness.corpus import Section, load_domain_corpus
+from harness.core.atomic import atomic_write_text
+from harness.run.config import HarnessConfig
+from harness.data.corpus import Section, load_domain_corpus
 
 LM_EVAL_METRICS = {"word_perplexity": "weighted_perplexity", "byte_perplexity": "weighted_perplexity", "bits_per_byte": "bits_per_byte"}
 """lm-eval's rolling-loglikelihood metrics and their aggregations (all: lower is better)."""

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.results import EvalInfo, MetricValue
+from harness.core.errors import HarnessError
+from harness.run.results import EvalInfo, MetricValue
 
 Z_95 = 1.959963984540054
 

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from evals.registry import MetricSpec
-from evals.stats import aggregate, bootstrap_ci, mcnemar_exact, paired_bootstrap
-from harness.results import Delta, MetricValue, SampleRecord
+from harness.evals.registry import MetricSpec
+from harness.evals.stats import aggregate, bootstrap_ci, mcnemar_exact, paired_bootstrap
+from harness.run.results import Delta, MetricValue, SampleRecord
 
 
 def _items(spec: MetricSpec, records: Sequence[SampleRecord]) -> dict[str, tuple[float, float]]:

@@ -29,13 +29,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from evals.context import EvalContext
-from evals.registry import EvalOutput, EvalSpec, MetricSpec, register
-from harness.errors import HarnessError
-from harness.results import SampleRecord
+from harness.evals.context import EvalContext
+from harness.evals.registry import EvalOutput, EvalSpec, MetricSpec, register
+from harness.core.errors import HarnessError
+from harness.run.results import MetricPresentation, SampleRecord
 
 if TYPE_CHECKING:
-    from harness.corpus import Section
+    from harness.data.corpus import Section
 
 
 def strided_windows(n_tokens: int, max_length: int, stride: int) -> list[tuple[int, int, int]]:
@@ -209,13 +209,22 @@ def run_perplexity(ctx: EvalContext) -> EvalOutput:
     )
 
 
+SECTION = "Domain text"
 SPEC = register(
     EvalSpec(
         name="perplexity",
         description="Token perplexity and bits-per-byte of the held-out domain text (strided windows, each token scored once).",
         metrics=(
-            MetricSpec("heldout_perplexity", higher_is_better=False, aggregation="exp_ratio"),
-            MetricSpec("heldout_bits_per_byte", higher_is_better=False, aggregation="ratio"),
+            MetricSpec(
+                "heldout_perplexity", higher_is_better=False, aggregation="exp_ratio",
+                presentation=MetricPresentation(
+                    label="Held-out perplexity", decimals=2, section=SECTION, verdict="headline", headline_stage="domain"
+                ),
+            ),
+            MetricSpec(
+                "heldout_bits_per_byte", higher_is_better=False, aggregation="ratio",
+                presentation=MetricPresentation(label="Held-out bits/byte", decimals=3, section=SECTION),
+            ),
         ),
         run=run_perplexity,
     )

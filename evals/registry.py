@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
-from harness.errors import HarnessError
-from harness.results import Aggregation, SampleRecord
+from harness.core.errors import HarnessError
+from harness.run.results import Aggregation, MetricPresentation, SampleRecord
 
 if TYPE_CHECKING:
-    from evals.context import EvalContext
+    from harness.evals.context import EvalContext
 
 PairedTest = Literal["paired_bootstrap", "mcnemar_exact"]
 
@@ -23,6 +23,8 @@ PairedTest = Literal["paired_bootstrap", "mcnemar_exact"]
 class MetricSpec:
     name: str
     higher_is_better: bool | None
+    presentation: MetricPresentation
+    """Label, format, report section and verdict wording; saved with every result."""
     aggregation: Aggregation = "mean"
     paired_test: PairedTest = "paired_bootstrap"
     """`mcnemar_exact` for per-item 0/1 outcomes (refusals), the bootstrap for everything else."""

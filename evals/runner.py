@@ -11,22 +11,18 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from evals.context import EvalContext
-from evals.generate import build_generator
-from evals.lm_eval_tasks import lm_eval_hash_items, run_lm_eval_tasks
-from evals.metrics import metric_delta, metric_value
-from evals.registry import EvalSpec, get_eval, registered_evals
-from harness.checkpoints import ResolvedCheckpoint
-from harness.config import HarnessConfig, config_hash
-from harness.console import console, shown
-from harness.errors import HarnessError
-from harness.models import has_tokenizer_files, load_causal_lm, load_tokenizer
-from harness.results import CheckpointSummary, EvalInfo, EvalResult, read_samples, write_samples
-from harness.run_data import RunData
-
-DELTA_REFERENCES = {"base": None, "instruct-only": "instruct"}
-"""Reference checkpoint -> the only checkpoint compared with it (None: every other checkpoint)."""
-
+from harness.evals.context import EvalContext
+from harness.evals.generate import build_generator
+from harness.evals.lm_eval_tasks import lm_eval_hash_items, run_lm_eval_tasks
+from harness.evals.metrics import metric_delta, metric_value
+from harness.evals.registry import EvalSpec, get_eval, registered_evals
+from harness.models.checkpoints import ResolvedCheckpoint
+from harness.run.config import HarnessConfig, config_hash
+from harness.core.console import console, shown
+from harness.core.errors import HarnessError
+from harness.models.loading import has_tokenizer_files, load_causal_lm, load_tokenizer
+from harness.run.results import CheckpointSummary, EvalInfo, EvalResult, read_samples, write_samples
+from harness.data.run_data import RunData
 
 def results_path(run_dir: Path, name: str) -> Path:
     return Path(run_dir) / "results" / f"{name}.json"
@@ -128,6 +124,7 @@ def evaluate_checkpoint(
         checkpoint=_summary(ckpt),
         metrics=metrics,
         evals=infos,
+        presentation={m.name: m.presentation for spec in specs for m in spec.metrics if m.name in metrics},
         config_hash=config.fingerprint(),
         eval_hash=key,
         wall_time_s=time.perf_counter() - started,
@@ -158,23 +155,20 @@ def _run_one(spec: EvalSpec, context: EvalContext, config: HarnessConfig, run_di
 
 
 def add_deltas(run_dir: Path, config: HarnessConfig, names: Sequence[str]) -> dict[str, EvalResult]:
-    """Pair every checkpoint with `base` (and `instruct` with `instruct-only`) and store the deltas."""
-    results = {n: EvalResult.load(results_path(run_dir, n)) for n in names if results_path(run_dir, n).is_file()}
-    for name, result in results.items():
+    """Store the paired deltas of every comparison among `names` (the lineage's contrasts; others vs base)."""
+    results = {n: EvalResult.load(results_path(run_dir, n)) for n in dict.fromkeys(names) if results_path(run_dir, n).is_file()}
+    for result in results.values():
         result.deltas = {}
-        for reference, only in DELTA_REFERENCES.items():
-            if reference == name or reference not in results or (only is not None and name != only):
-                continue
-            for eval_name in result.evals.keys() & results[reference].evals.keys() & set(registered_evals()):
-                spec = get_eval(eval_name)
-                mine = read_samples(samples_path(run_dir, name, eval_name))
-                theirs = read_samples(samples_path(run_dir, reference, eval_name))
-                for metric in spec.metrics:
-                    delta = metric_delta(
-                        metric, mine, theirs, reference, resamples=config.eval.bootstrap_resamples, seed=config.seed
-                    )
-                    if delta is not None:
-                        result.deltas.setdefault(metric.name, {})[reference] = delta
+    for name, reference in config.lineage.pairs_among(list(results)):
+        result = results[name]
+        for eval_name in result.evals.keys() & results[reference].evals.keys() & set(registered_evals()):
+            spec = get_eval(eval_name)
+            mine = read_samples(samples_path(run_dir, name, eval_name))
+            theirs = read_samples(samples_path(run_dir, reference, eval_name))
+            for metric in spec.metrics:
+                delta = metric_delta(metric, mine, theirs, reference, resamples=config.eval.bootstrap_resamples, seed=config.seed)
+                if delta is not None:
+                    result.deltas.setdefault(metric.name, {})[reference] = delta
+    for name, result in results.items():
         result.save(results_path(run_dir, name))
     return results
-

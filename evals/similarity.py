@@ -7,11 +7,11 @@ proxy: a good reply worded differently scores low, so the report shows the repli
 
 from __future__ import annotations
 
-from evals.context import EvalContext
-from evals.registry import EvalOutput, EvalSpec, MetricSpec, register
-from evals.similarity_metrics import ROUGE_TYPES, bertscore_f1, rouge_scores
-from harness.conversations import chat_messages
-from harness.results import SampleRecord
+from harness.evals.context import EvalContext
+from harness.evals.registry import EvalOutput, EvalSpec, MetricSpec, register
+from harness.evals.similarity_metrics import ROUGE_TYPES, bertscore_f1, rouge_scores
+from harness.data.conversations import chat_messages
+from harness.run.results import MetricPresentation, SampleRecord
 
 
 def run_similarity(ctx: EvalContext) -> EvalOutput:
@@ -49,11 +49,21 @@ def run_similarity(ctx: EvalContext) -> EvalOutput:
     )
 
 
+PRESENTATIONS = {
+    "rouge1": MetricPresentation(label="ROUGE-1", section="Counseling replies"),
+    "rouge2": MetricPresentation(label="ROUGE-2", section="Counseling replies"),
+    "rougeL": MetricPresentation(label="ROUGE-L", section="Counseling replies", verdict="headline", headline_stage="instruct"),
+    "bertscore_f1": MetricPresentation(
+        label="BERTScore F1", section="Counseling replies", verdict="headline", headline_stage="instruct"
+    ),
+}
 SPEC = register(
     EvalSpec(
         name="similarity",
         description="ROUGE-1/2/L and BERTScore F1 of greedy counseling replies against the held-out reference replies.",
-        metrics=tuple(MetricSpec(name, higher_is_better=True) for name in (*ROUGE_TYPES, "bertscore_f1")),
+        metrics=tuple(
+            MetricSpec(name, higher_is_better=True, presentation=presentation) for name, presentation in PRESENTATIONS.items()
+        ),
         run=run_similarity,
         needs_generation=True,
     )

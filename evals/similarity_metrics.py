@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 PACKAGED_BERTSCORE_MODEL = "all-MiniLM-L6-v2"

@@ -1,7 +1,7 @@
 """Aggregation, bootstrap confidence intervals and paired significance tests over per-item scores.
 
 Every metric in a results file is an aggregate of per-item `(value, weight)` pairs (see
-`harness.results.Aggregation`); the item is the unit the bootstrap resamples, so a perplexity CI
+`harness.run.results.Aggregation`); the item is the unit the bootstrap resamples, so a perplexity CI
 resamples windows/sections, not tokens. Resampling is vectorised: a block of resamples is one
 index matrix, and each row's aggregate is computed at once.
 """
@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from harness.results import Aggregation
+from harness.run.results import Aggregation
 
 _MAX_INDEX_CELLS = 4_000_000
 """Resample rows are drawn in blocks of at most this many indices, to bound memory."""

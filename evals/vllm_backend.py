@@ -17,9 +17,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from evals.generate import Generation, decode_reply, end_of_turn_ids
-from harness.config import ModelConfig
-from harness.errors import HarnessError
+from harness.evals.generate import Generation, decode_reply, end_of_turn_ids
+from harness.run.config import ModelConfig
+from harness.core.errors import HarnessError
 
 VLLM_DTYPE = "bfloat16"
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)

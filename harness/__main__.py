@@ -4,8 +4,8 @@ Under a multi-process launch only the main process prints, so the terminal shows
 """
 
 from harness.cli import app
-from harness.console import console
-from harness.distributed import is_main_process
+from harness.core.console import console
+from harness.core.distributed import is_main_process
 
 if not is_main_process():
     console.quiet = True

@@ -17,9 +17,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from harness.config import HarnessConfig, load_config
-from harness.console import console, quiet_libraries, safe_text, shown
-from harness.errors import HarnessError
+from harness.run.config import HarnessConfig, load_config
+from harness.core.console import console, quiet_libraries, safe_text, shown
+from harness.core.errors import HarnessError
 
 app = typer.Typer(
     help="Benchmark sequential fine-tuning (base -> domain -> instruct) with evals you can trust.",
@@ -70,21 +70,21 @@ def _print_paths(title: str, paths: list[Path | str]) -> None:
 
 
 def _results_table(run_dir: Path, names: list[str]) -> None:
-    from harness.results import EvalResult
-    from reports.format import direction_arrow, format_ci, format_value, metric_display, ordered_metrics
+    from harness.run.results import EvalResult
+    from harness.reports.format import direction_arrow, format_ci, format_value, presentations
 
     results = {n: EvalResult.load(run_dir / "results" / f"{n}.json") for n in names if (run_dir / "results" / f"{n}.json").is_file()}
     table = Table(title="Results, value and 95% CI (full report: report.html)", show_lines=True)
     table.add_column("metric", no_wrap=True)
     for name in results:
         table.add_column(shown(name), justify="right")
-    for metric in ordered_metrics({m for r in results.values() for m in r.metrics}):
+    for metric, display in presentations(results).items():
         direction = next((r.metrics[metric].higher_is_better for r in results.values() if metric in r.metrics), None)
-        row = [f"{metric_display(metric).label} {direction_arrow(direction)}".rstrip()]
+        row = [f"{display.label} {direction_arrow(direction)}".rstrip()]
         for result in results.values():
             value = result.metrics.get(metric)
             row.append(
-                "—" if value is None else f"{format_value(metric, value.value)}\n{format_ci(metric, value.ci_low, value.ci_high)}"
+                "—" if value is None else f"{format_value(display, value.value)}\n{format_ci(display, value.ci_low, value.ci_high)}"
             )
         table.add_row(*row)
     console.print(table)
@@ -115,7 +115,7 @@ def run_all_command(
 @app.command("train")
 @user_errors
 def train_command(
-    stage: Annotated[str, typer.Argument(help="`domain` or `instruct` (instruct trains the `instruct` and `instruct-only` arms in `arms`).")],
+    stage: Annotated[str, typer.Argument(help="`domain` or `instruct`: trains every arm of that stage in the config's `arms` table.")],
     config: ConfigOpt = DEFAULT_CONFIG,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Run directory.")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Retrain even if an up-to-date checkpoint exists.")] = False,
@@ -126,20 +126,20 @@ def train_command(
 
     Example: `harness train domain --config configs/tiny.yaml`
     """
-    from harness.checkpoints import STAGE_OF, checkpoint_dir
-    from harness.pipeline import arms_in_order, prepare_run, run_lock, train_arm
+    from harness.models.checkpoints import checkpoint_dir
+    from harness.pipeline import prepare_run, run_lock, train_arm
 
     if stage not in ("domain", "instruct"):
         raise HarnessError(f"unknown stage {stage!r}; use `domain` or `instruct`")
     cfg, run_dir = _config(config, set_, output)
-    arms = [arm for arm in arms_in_order(cfg) if STAGE_OF[arm] == stage]
+    arms = [arm for arm in cfg.lineage.training_order() if arm.stage == stage]
     if not arms:
-        raise HarnessError(f"{config}: no arm of stage {stage!r} in `arms`; add one (domain, instruct, instruct-only)")
+        raise HarnessError(f"{config}: no arm of stage {stage!r} in `arms`; add a row with `stage: {stage}`")
     with run_lock(run_dir):
         ctx = prepare_run(cfg, run_dir)
         for arm in arms:
             train_arm(ctx, arm, fresh=fresh)
-    _print_paths("Checkpoints", [checkpoint_dir(run_dir, arm) for arm in arms])
+    _print_paths("Checkpoints", [checkpoint_dir(run_dir, arm.name) for arm in arms])
 
 
 @app.command("eval")
@@ -160,11 +160,11 @@ def eval_command(
     Example: `harness eval --checkpoint base --suite safety --limit 20`;
     lm-eval tasks: `harness eval --checkpoint domain --lm-eval-tasks harness_heldout_default --lm-eval-include-path lm_eval_task`
     """
-    import evals  # noqa: F401  (registers the evals)
-    from evals.runner import add_deltas, evaluate_checkpoint, results_path
-    from harness.checkpoints import resolve_checkpoint
+    import harness.evals  # noqa: F401  (registers the evals)
+    from harness.evals.runner import add_deltas, evaluate_checkpoint, results_path
+    from harness.models.checkpoints import resolve_checkpoint
     from harness.pipeline import run_lock
-    from harness.run_data import load_run_data
+    from harness.data.run_data import load_run_data
 
     cfg, run_dir = _config(config, set_, output)
     ckpt = resolve_checkpoint(checkpoint, cfg, run_dir)
@@ -175,7 +175,7 @@ def eval_command(
         result = evaluate_checkpoint(
             cfg, ckpt, data, run_dir, suite=names, limit=limit, lm_eval_tasks=tasks, lm_eval_include_path=lm_eval_include_path
         )
-        add_deltas(run_dir, cfg, sorted({result.checkpoint.name, "base", "instruct-only"}))
+        add_deltas(run_dir, cfg, [*cfg.lineage.checkpoint_order(), result.checkpoint.name])
     _results_table(run_dir, [result.checkpoint.name])
     _print_paths("Wrote", [results_path(run_dir, result.checkpoint.name), run_dir / "samples" / result.checkpoint.name])
 
@@ -192,7 +192,7 @@ def report_command(
     Example: `harness report runs/demo --format md,html`
     """
     from harness.pipeline import run_lock
-    from reports import render_report
+    from harness.reports import render_report
 
     formats = [f.strip() for f in format.split(",") if f.strip()]
     unknown = sorted(set(formats) - {"md", "html"})
@@ -219,8 +219,8 @@ def data_inspect_command(
     Example: `harness data inspect --config configs/default.yaml --json`
     """
     cfg, _ = _config(config, set_)
-    from harness.data_inspect import inspect_data
-    from harness.models import load_tokenizer, resolve_model
+    from harness.data.inspection import inspect_data
+    from harness.models.loading import load_tokenizer, resolve_model
 
     tokenizer = load_tokenizer(resolve_model(cfg.model), cfg.model)
     report = inspect_data(cfg, tokenizer)
@@ -272,7 +272,7 @@ def export_lm_eval_command(
     then reproduces `heldout_bits_per_byte` (with `eval.perplexity.stride` equal to `max_length`).
     Example: `harness export-lm-eval --config runs/demo/config.yaml --output lm_eval_task`
     """
-    from evals.lm_eval_export import export_lm_eval_task, lm_eval_cli_arguments
+    from harness.evals.lm_eval_export import export_lm_eval_task, lm_eval_cli_arguments
 
     cfg, _ = _config(config, set_)
     yaml_file = export_lm_eval_task(cfg, output)

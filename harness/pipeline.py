@@ -13,16 +13,13 @@ import fcntl
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from harness.atomic import atomic_directory, atomic_write_text, remove_stale_temporaries
-from harness.checkpoints import (
-    ARM_ORDER,
-    PARENT_OF,
-    STAGE_OF,
+from harness.core.atomic import atomic_directory, atomic_write_text, remove_stale_temporaries
+from harness.models.checkpoints import (
     adapter_fingerprint,
     check_same_base,
     checkpoint_dir,
@@ -31,14 +28,15 @@ from harness.checkpoints import (
     load_complete_manifest,
     merged_dir,
 )
-from harness.config import HarnessConfig, config_hash
-from harness.console import console, shown
-from harness.distributed import is_main_process, main_process_first, wait_for_everyone
-from harness.environment import hardware, library_versions
-from harness.errors import HarnessError
-from harness.manifest import Determinism, Manifest
-from harness.models import load_tokenizer, resolve_model, weights_fingerprint
-from harness.run_data import RunData, load_run_data
+from harness.run.config import HarnessConfig, config_hash
+from harness.run.lineage import BASE, ArmSpec
+from harness.core.console import console, shown
+from harness.core.distributed import is_main_process, main_process_first, wait_for_everyone
+from harness.core.environment import hardware, library_versions
+from harness.core.errors import HarnessError
+from harness.run.manifest import Determinism, Manifest
+from harness.models.loading import load_tokenizer, resolve_model, weights_fingerprint
+from harness.data.run_data import RunData, load_run_data
 
 
 @dataclass
@@ -51,6 +49,17 @@ class RunContext:
     tokenizer: object
     base_ref: str
     base_fingerprint: str
+    arm_data: dict[str, RunData] = field(default_factory=dict)
+    """Training data of arms that override `data.*`, keyed by their data settings' hash."""
+
+    def data_for(self, config: HarnessConfig) -> RunData:
+        """The data an arm trains on: the run's, or its own when its overrides change `data`; loaded once."""
+        key = config_hash(config.data.model_dump(mode="json", exclude={"safety"}) | {"seed": config.seed})
+        if key == config_hash(self.config.data.model_dump(mode="json", exclude={"safety"}) | {"seed": self.config.seed}):
+            return self.data
+        if key not in self.arm_data:
+            self.arm_data[key] = load_run_data(config)
+        return self.arm_data[key]
 
 
 @contextlib.contextmanager
@@ -107,24 +116,27 @@ def _write_base_manifest(ctx: RunContext) -> None:
     manifest.save(directory)
 
 
-def _stage_fingerprints(ctx: RunContext, stage: str) -> dict[str, str]:
-    prints = ctx.data.fingerprints()
+def _stage_fingerprints(ctx: RunContext, arm_config: HarnessConfig, stage: str) -> dict[str, str]:
+    """The data a stage trains on, plus the run's held-out split when the arm trains on data of its own."""
+    prints = ctx.data_for(arm_config).fingerprints()
     keys = ("domain_pdf", "domain_split") if stage == "domain" else ("counseling_file", "counseling_split")
-    return {k: prints[k] for k in keys}
+    found = {k: prints[k] for k in keys}
+    if ctx.data_for(arm_config) is not ctx.data:
+        found["heldout_split"] = ctx.data.fingerprints()[keys[1]]
+    return found
 
 
-def stage_hash(config: HarnessConfig, arm: str, parent_adapter: str | None) -> str:
+def stage_hash(config: HarnessConfig, arm: ArmSpec, parent_adapter: str | None) -> str:
     """Every setting that changes what a stage trains (the data is keyed separately by fingerprints)."""
-    stage = STAGE_OF[arm]
     return config_hash(
         {
-            "arm": arm,
+            "arm": arm.name,
             "model": config.model.model_dump(mode="json", exclude={"cache_dir"}),
             "lora": config.lora.model_dump(mode="json"),
-            "training": config.training.model_dump(mode="json", include={stage, "bf16_autocast"}),
+            "training": config.training.model_dump(mode="json", include={arm.stage, "bf16_autocast"}),
             "data": (
                 config.data.domain.model_dump(mode="json", include={"max_length", "stride"})
-                if stage == "domain"
+                if arm.stage == "domain"
                 else config.data.counseling.model_dump(mode="json", include={"system_prompt"})
             ),
             "seed": config.seed,
@@ -133,51 +145,53 @@ def stage_hash(config: HarnessConfig, arm: str, parent_adapter: str | None) -> s
     )
 
 
-def start_model_for(ctx: RunContext, arm: str) -> tuple[str, str | None]:
-    """The full-precision model an arm trains on, merging its parent's adapter first when it has one."""
-    parent = PARENT_OF[arm]
-    if parent is None:
+def start_model_for(ctx: RunContext, arm: ArmSpec) -> tuple[str, str | None]:
+    """The full-precision model an arm trains on: base, or its parent merged into the parent's own start model."""
+    if arm.parent == BASE:
         return ctx.base_ref, None
-    parent_dir = checkpoint_dir(ctx.run_dir, parent)
-    manifest = load_complete_manifest(parent_dir, f"parent `{parent}` of `{arm}`")
+    parent = ctx.config.lineage.arm(arm.parent)
+    parent_start, _ = start_model_for(ctx, parent)
+    parent_dir = checkpoint_dir(ctx.run_dir, parent.name)
+    manifest = load_complete_manifest(parent_dir, f"parent `{parent.name}` of `{arm.name}`")
     check_same_base(manifest, parent_dir, ctx.config.model.name, ctx.base_fingerprint)
-    target = merged_dir(ctx.run_dir, parent, manifest.adapter_fingerprint or "")
+    target = merged_dir(ctx.run_dir, parent.name, manifest.adapter_fingerprint or "")
     if not is_model_dir(target) and is_main_process():
-        from stages.merge import merge_parent_adapter
+        from harness.stages.merge import merge_parent_adapter
 
-        with console.status(f"Merging the {parent} adapter into full-precision weights ..."):
-            merge_parent_adapter(ctx.base_ref, parent_dir, target, ctx.config.model)
+        with console.status(f"Merging the {shown(parent.name)} adapter into full-precision weights ..."):
+            merge_parent_adapter(parent_start, parent_dir, target, ctx.config.model)
     wait_for_everyone()
     return str(target), manifest.adapter_fingerprint
 
 
-def train_arm(ctx: RunContext, arm: str, *, fresh: bool = False) -> Manifest:
+def train_arm(ctx: RunContext, arm: ArmSpec, *, fresh: bool = False) -> Manifest:
     """Train one arm unless a complete checkpoint with the same settings and data already exists.
 
     Under a multi-process launch every process trains, only the main one writes the checkpoint, and
     all leave together, so the next arm sees it complete.
     """
     start_ref, parent_adapter = start_model_for(ctx, arm)
-    stage = STAGE_OF[arm]
-    key = stage_hash(ctx.config, arm, parent_adapter)
-    fingerprints = _stage_fingerprints(ctx, stage)
-    directory = checkpoint_dir(ctx.run_dir, arm)
+    arm_config = ctx.config.arm_config(arm.name)
+    key = stage_hash(arm_config, arm, parent_adapter)
+    fingerprints = _stage_fingerprints(ctx, arm_config, arm.stage)
+    directory = checkpoint_dir(ctx.run_dir, arm.name)
     if not fresh and is_complete(directory):
         existing = Manifest.load(directory)
         if existing.config_hash == key and existing.data_fingerprints == fingerprints:
-            console.print(f"[dim]{arm}: checkpoint is up to date, skipping ({shown(directory)})[/dim]")
+            console.print(f"[dim]{shown(arm.name)}: checkpoint is up to date, skipping ({shown(directory)})[/dim]")
             return existing
-    console.rule(f"[bold]Stage {stage} -> {arm}")
+    console.rule(f"[bold]Stage {arm.stage} -> {shown(arm.name)}")
     fields = {
-        "arm": arm,
-        "stage": stage,
-        "parent": PARENT_OF[arm],
+        "arm": arm.name,
+        "stage": arm.stage,
+        "parent": None if arm.parent == BASE else arm.parent,
         "base_model": ctx.config.model.name,
         "base_fingerprint": ctx.base_fingerprint,
+        "start_fingerprint": weights_fingerprint(start_ref, ctx.config.model.revision),
         "config_hash": key,
         "data_fingerprints": fingerprints,
-        "seed": ctx.config.seed,
-        "determinism": Determinism.current(ctx.config.seed).model_dump(),
+        "seed": arm_config.seed,
+        "determinism": Determinism.current(arm_config.seed).model_dump(),
     }
     if is_main_process():
         with atomic_directory(directory) as tmp:
@@ -190,45 +204,44 @@ def train_arm(ctx: RunContext, arm: str, *, fresh: bool = False) -> Manifest:
     return manifest
 
 
-def _train(ctx: RunContext, arm: str, start_ref: str, out_dir: Path, fields: dict) -> Manifest:
-    if STAGE_OF[arm] == "domain":
-        from harness.corpus import token_windows
-        from stages.domain import train_domain
+def _train(ctx: RunContext, arm: ArmSpec, start_ref: str, out_dir: Path, fields: dict) -> Manifest:
+    """Train on the arm's own data; score the held-out curve on the run's held-out split, the same for every arm."""
+    config = ctx.config.arm_config(arm.name)
+    data = ctx.data_for(config)
+    if arm.stage == "domain":
+        from harness.data.corpus import token_windows
+        from harness.stages.domain import train_domain
 
-        corpus, cfg = ctx.data.corpus, ctx.config.data.domain
-        train_ids = ctx.tokenizer(corpus.train_text, add_special_tokens=False)["input_ids"]
-        heldout_ids = ctx.tokenizer(corpus.heldout_text, add_special_tokens=False)["input_ids"]
+        settings = config.data.domain
+        train_ids = ctx.tokenizer(data.corpus.train_text, add_special_tokens=False)["input_ids"]
+        heldout_ids = ctx.tokenizer(ctx.data.corpus.heldout_text, add_special_tokens=False)["input_ids"]
         return train_domain(
-            ctx.config,
+            config,
             start_ref=start_ref,
             tokenizer=ctx.tokenizer,
-            train_windows=token_windows(train_ids, cfg.max_length, cfg.stride),
-            heldout_windows=token_windows(heldout_ids, cfg.max_length, cfg.max_length),
+            train_windows=token_windows(train_ids, settings.max_length, settings.stride),
+            heldout_windows=token_windows(heldout_ids, settings.max_length, settings.max_length),
             out_dir=out_dir,
             manifest_fields=fields,
         )
-    from stages.instruct import train_instruct
+    from harness.stages.instruct import train_instruct
 
     return train_instruct(
-        ctx.config,
+        config,
         start_ref=start_ref,
         tokenizer=ctx.tokenizer,
-        train=ctx.data.counseling.train,
+        train=data.counseling.train,
         test=ctx.data.counseling.test,
         out_dir=out_dir,
         manifest_fields=fields,
     )
 
 
-def arms_in_order(config: HarnessConfig) -> list[str]:
-    return [arm for arm in ARM_ORDER if arm in config.arms]
-
-
 def check_leakage(ctx: RunContext) -> dict:
     """Run the data inspection and stop before training if any overlap is above its threshold."""
-    from harness.data_inspect import inspect_data
+    from harness.data.inspection import inspect_data
 
-    report = inspect_data(ctx.config, ctx.tokenizer)
+    report = inspect_data(ctx.config, ctx.tokenizer, ctx.data_for)
     if report.get("failures"):
         raise HarnessError(f"data leakage check failed: {'; '.join(report['failures'])}; fix the split or raise the threshold")
     return report
@@ -236,17 +249,17 @@ def check_leakage(ctx: RunContext) -> dict:
 
 def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> dict:
     """The whole job. Returns the run summary that is also written to RUN_DIR/run.json."""
-    from evals.runner import add_deltas, evaluate_checkpoint
-    from harness.checkpoints import resolve_arm
+    from harness.evals.runner import add_deltas, evaluate_checkpoint
+    from harness.models.checkpoints import resolve_arm
 
     started_at = dt.datetime.now(dt.timezone.utc)
     started = time.perf_counter()
     with run_lock(run_dir):
         ctx = prepare_run(config, run_dir)
         inspection = check_leakage(ctx)
-        arms = arms_in_order(config)
-        stage_wall_times = {arm: train_arm(ctx, arm, fresh=fresh).wall_time_s for arm in arms}
-        names = ["base", *arms]
+        arms = config.lineage.training_order()
+        stage_wall_times = {arm.name: train_arm(ctx, arm, fresh=fresh).wall_time_s for arm in arms}
+        names = config.lineage.checkpoint_order()
         if not is_main_process():
             return {"arms": names, "stage_wall_times": stage_wall_times, "wall_time_s": time.perf_counter() - started, "report_files": []}
         for name in names:
@@ -264,7 +277,7 @@ def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> dic
             "data_inspect": inspection,
         }
         atomic_write_text(run_dir / "run.json", json.dumps(summary, indent=2))
-        from reports import render_report
+        from harness.reports import render_report
 
         summary["report_files"] = [str(p) for p in render_report(run_dir, config.report_formats)]
     return summary

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.atomic import atomic_write_text
-from harness.errors import HarnessError
-from reports.load import load_run
-from reports.render import render_html, render_markdown
-from reports.report import build_report
+from harness.core.atomic import atomic_write_text
+from harness.core.errors import HarnessError
+from harness.reports.load import load_run
+from harness.reports.render import render_html, render_markdown
+from harness.reports.report import build_report
 
 FORMATS = {"md": ("report.md", render_markdown), "html": ("report.html", render_html)}
 

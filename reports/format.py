@@ -1,85 +1,66 @@
 """How numbers are shown: one place decides precision, units and markers, so both formats agree.
 
 Rates are stored as fractions and shown as percentages (deltas in percentage points); every other
-metric keeps its stored unit. Metrics the table does not know get a plain three-decimal rendering,
-so a new eval appears in the report without touching this module.
+metric keeps its stored unit. How a metric is shown (label, decimals, unit) comes from its eval's
+registration, saved with the results (`MetricPresentation`); this module knows no metric.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TypeGuard
+
+from harness.run.results import EvalResult, MetricPresentation
 
 MISSING = "—"
 
 
-@dataclass(frozen=True)
-class MetricDisplay:
-    label: str
-    decimals: int
-    percent: bool = False
-    count: bool = False
+def presentations(results: dict[str, EvalResult]) -> dict[str, MetricPresentation]:
+    """metric -> how to show it, as its eval declared it, in reading order (by report section, then as registered).
 
-
-METRIC_DISPLAY: dict[str, MetricDisplay] = {
-    "heldout_perplexity": MetricDisplay("Held-out perplexity", 2),
-    "heldout_bits_per_byte": MetricDisplay("Held-out bits/byte", 3),
-    "rouge1": MetricDisplay("ROUGE-1", 3),
-    "rouge2": MetricDisplay("ROUGE-2", 3),
-    "rougeL": MetricDisplay("ROUGE-L", 3),
-    "bertscore_f1": MetricDisplay("BERTScore F1", 3),
-    "refusal_rate_harmful": MetricDisplay("Refusal rate (harmful)", 1, percent=True),
-    "over_refusal_rate_benign": MetricDisplay("Over-refusal rate (benign)", 1, percent=True),
-    "crisis_referral_rate": MetricDisplay("Crisis referral rate", 1, percent=True),
-    "unverified_hotlines": MetricDisplay("Unverified hotlines", 0, count=True),
-}
-METRIC_ORDER = list(METRIC_DISPLAY)
-
-
-def metric_display(metric: str) -> MetricDisplay:
-    return METRIC_DISPLAY.get(metric, MetricDisplay(metric, 3))
-
-
-def ordered_metrics(names: set[str] | list[str]) -> list[str]:
-    """Known metrics in the report's reading order, then any others alphabetically."""
-    known = [m for m in METRIC_ORDER if m in names]
-    return known + sorted(set(names) - set(known))
+    A metric saved without a presentation (older results, lm-eval task metrics) is shown by its name
+    with three decimals.
+    """
+    found: dict[str, MetricPresentation] = {}
+    for result in results.values():
+        for metric in result.metrics:
+            if metric not in found:
+                found[metric] = result.presentation.get(metric) or MetricPresentation(label=metric)
+    sections = list(dict.fromkeys(p.section for p in found.values()))
+    return dict(sorted(found.items(), key=lambda item: sections.index(item[1].section)))
 
 
 def _finite(x: float | None) -> TypeGuard[float]:
     return x is not None and math.isfinite(x)
 
 
-def format_value(metric: str, value: float | None) -> str:
+def format_value(display: MetricPresentation, value: float | None) -> str:
     if not _finite(value):
         return MISSING
-    display = metric_display(metric)
     if display.percent:
         return f"{value * 100:.{display.decimals}f}%"
     return f"{value:.{display.decimals}f}"
 
 
-def format_ci(metric: str, low: float | None, high: float | None) -> str:
+def format_ci(display: MetricPresentation, low: float | None, high: float | None) -> str:
     if not (_finite(low) and _finite(high)):
         return MISSING
-    return f"[{format_value(metric, low)}, {format_value(metric, high)}]"
+    return f"[{format_value(display, low)}, {format_value(display, high)}]"
 
 
-def format_delta(metric: str, delta: float | None) -> str:
+def format_delta(display: MetricPresentation, delta: float | None) -> str:
     """A signed difference; rates in percentage points (`pp`), since a difference of percentages is not a percentage."""
     if not _finite(delta):
         return MISSING
-    display = metric_display(metric)
     if display.percent:
         return f"{delta * 100:+.{display.decimals}f} pp"
     return f"{delta:+.{display.decimals}f}"
 
 
-def format_delta_ci(metric: str, low: float | None, high: float | None) -> str:
+def format_delta_ci(display: MetricPresentation, low: float | None, high: float | None) -> str:
     if not (_finite(low) and _finite(high)):
         return MISSING
-    return f"[{format_delta(metric, low)}, {format_delta(metric, high)}]"
+    return f"[{format_delta(display, low)}, {format_delta(display, high)}]"
 
 
 def significance_marker(p_value: float | None) -> str:

@@ -15,18 +15,18 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from harness.errors import HarnessError
-from harness.manifest import MANIFEST_NAME, Manifest
-from harness.results import EvalResult, SampleRecord, read_samples
+from harness.core.errors import HarnessError
+from harness.run.lineage import Lineage, lineage_of
+from harness.run.manifest import MANIFEST_NAME, Manifest
+from harness.run.results import EvalResult, SampleRecord, read_samples
 
-CHECKPOINT_ORDER = ("base", "domain", "instruct", "instruct-only")
 
 
 @dataclass(frozen=True)
 class RunView:
     run_dir: Path
     results: dict[str, EvalResult]
-    """checkpoint name -> results, in lineage order (base, domain, instruct, instruct-only, then others)."""
+    """checkpoint name -> results, in lineage order (base, the arms in training order, then others)."""
     manifests: dict[str, Manifest] = field(default_factory=dict)
     samples: dict[str, dict[str, list[SampleRecord]]] = field(default_factory=dict)
     """checkpoint -> eval name -> per-sample records."""
@@ -34,24 +34,28 @@ class RunView:
     config_text: str | None = None
     run_info: dict[str, Any] = field(default_factory=dict)
     """The contents of run.json (timings, versions, hardware, data_inspect)."""
+    lineage: Lineage = field(default_factory=Lineage)
+    """The run's arms table and comparisons, from its config.yaml."""
 
     @property
     def checkpoints(self) -> list[str]:
         return list(self.results)
 
 
-def checkpoint_sort_key(name: str) -> tuple[int, str]:
-    return (CHECKPOINT_ORDER.index(name), "") if name in CHECKPOINT_ORDER else (len(CHECKPOINT_ORDER), name)
+def in_lineage_order(names: list[str], order: list[str]) -> list[str]:
+    """`names` with the lineage's checkpoints first, in its order, then any others alphabetically."""
+    return sorted(names, key=lambda name: (order.index(name), "") if name in order else (len(order), name))
 
 
-def _load_results(run_dir: Path) -> dict[str, EvalResult]:
+def _load_results(run_dir: Path, order: list[str]) -> dict[str, EvalResult]:
     files = sorted((run_dir / "results").glob("*.json")) if (run_dir / "results").is_dir() else []
     if not files:
         raise HarnessError(
             f"{run_dir}: no results/*.json to report on; run `harness run-all` or `harness eval` to produce them first"
         )
     results = {}
-    for path in sorted(files, key=lambda p: checkpoint_sort_key(p.stem)):
+    by_name = {path.stem: path for path in files}
+    for path in (by_name[name] for name in in_lineage_order(list(by_name), order)):
         try:
             results[path.stem] = EvalResult.load(path)
         except (ValidationError, ValueError) as exc:
@@ -59,7 +63,7 @@ def _load_results(run_dir: Path) -> dict[str, EvalResult]:
     return results
 
 
-def _load_manifests(run_dir: Path) -> dict[str, Manifest]:
+def _load_manifests(run_dir: Path, order: list[str]) -> dict[str, Manifest]:
     root = run_dir / "checkpoints"
     manifests = {}
     for path in sorted(root.glob(f"*/{MANIFEST_NAME}")) if root.is_dir() else []:
@@ -69,7 +73,7 @@ def _load_manifests(run_dir: Path) -> dict[str, Manifest]:
             manifests[path.parent.name] = Manifest.load(path.parent)
         except (ValidationError, ValueError) as exc:
             raise HarnessError(f"{path}: not a valid checkpoint manifest ({_first_error(exc)}); retrain that stage") from exc
-    return dict(sorted(manifests.items(), key=lambda item: checkpoint_sort_key(item[0])))
+    return {name: manifests[name] for name in in_lineage_order(list(manifests), order)}
 
 
 def _load_samples(run_dir: Path, checkpoints: list[str]) -> dict[str, dict[str, list[SampleRecord]]]:
@@ -120,12 +124,18 @@ def load_run(run_dir: Path) -> RunView:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise HarnessError(f"{run_dir}: run directory not found; pass the folder `harness run-all` wrote (e.g. runs/<name>)")
-    results = _load_results(run_dir)
     config, config_text = _load_config(run_dir)
+    try:
+        lineage = lineage_of(config)
+    except ValidationError as exc:
+        raise HarnessError(f"{run_dir / 'config.yaml'}: its arms table is not valid ({_first_error(exc)}); restore the file") from exc
+    order = lineage.checkpoint_order()
+    results = _load_results(run_dir, order)
     return RunView(
         run_dir=run_dir,
         results=results,
-        manifests=_load_manifests(run_dir),
+        lineage=lineage,
+        manifests=_load_manifests(run_dir, order),
         samples=_load_samples(run_dir, list(results)),
         config=config,
         config_text=config_text,

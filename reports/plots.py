@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from harness.manifest import Manifest
-from harness.results import EvalResult
-from reports.format import direction_arrow, format_ci, format_value, metric_display
-from reports.sections import SectionRow
-from reports.summary import all_metrics
-from reports.svg import Frame, checkpoint_color, legend, nice_ticks, open_svg, text, title, y_axis
+from harness.run.manifest import Manifest
+from harness.run.results import EvalResult
+from harness.reports.format import direction_arrow, format_ci, format_value, presentations
+from harness.reports.sections import SectionRow
+from harness.reports.summary import all_metrics
+from harness.reports.svg import Frame, checkpoint_color, legend, nice_ticks, open_svg, text, title, y_axis
 
 
 def metric_bars(metric: str, results: dict[str, EvalResult]) -> str | None:
@@ -24,7 +24,7 @@ def metric_bars(metric: str, results: dict[str, EvalResult]) -> str | None:
     points = [(i, name, m) for i, name, m in points if math.isfinite(m.value)]
     if not points:
         return None
-    display = metric_display(metric)
+    display = presentations(results)[metric]
     highs = [max(m.value, m.ci_high) for _, _, m in points if math.isfinite(m.ci_high)] + [m.value for _, _, m in points]
     lows = [min(m.value, m.ci_low) for _, _, m in points if math.isfinite(m.ci_low)] + [m.value for _, _, m in points]
     ticks = nice_ticks(min(0.0, min(lows)), max(highs), 4)
@@ -35,7 +35,7 @@ def metric_bars(metric: str, results: dict[str, EvalResult]) -> str | None:
     baseline = frame.y(max(ticks[0], 0.0))
     for index, name, value in points:
         x0, y = frame.left + band * index + band * 0.18, frame.y(value.value)
-        tooltip = f"{name}: {format_value(metric, value.value)} {format_ci(metric, value.ci_low, value.ci_high)} (n={value.n})"
+        tooltip = f"{name}: {format_value(display, value.value)} {format_ci(display, value.ci_low, value.ci_high)} (n={value.n})"
         parts.append(
             f'<g><title>{text(tooltip)}</title><rect x="{x0:.1f}" y="{min(y, baseline):.1f}" width="{band * 0.64:.1f}" '
             f'height="{abs(baseline - y):.1f}" fill="{checkpoint_color(name, index)}"/>'

@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from harness.manifest import Manifest
-from reports.format import MISSING, format_duration, format_number, sparkline
-from reports.load import RunView
+from harness.run.manifest import Manifest
+from harness.reports.format import MISSING, format_duration, format_number, sparkline
+from harness.reports.load import RunView
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def headline(view: RunView) -> Headline:
     model_section = view.config.get("model")
     model = model_section.get("name") if isinstance(model_section, dict) else None
     model = model or next((m.base_model for m in view.manifests.values()), None) or results[0].checkpoint.base_model
-    arms = info.get("arms") or view.config.get("arms") or [name for name in view.results if name != "base"]
+    arms = info.get("arms") or view.lineage.checkpoint_order()
     fingerprints: dict[str, str] = {}
     for manifest in view.manifests.values():
         for key, value in manifest.data_fingerprints.items():

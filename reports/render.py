@@ -1,8 +1,8 @@
 """Jinja2 environments and the two renderers: the same `Report` laid out as Markdown and as one HTML file.
 
 The HTML environment autoescapes everything; the only markup passed through is the SVG the
-report drew itself (`reports.plots`, whose text is escaped at construction). The Markdown
-environment escapes every printed value by default (`reports.markdown.finalize`), so model and
+report drew itself (`harness.reports.plots`, whose text is escaped at construction). The Markdown
+environment escapes every printed value by default (`harness.reports.markdown.finalize`), so model and
 dataset text cannot inject HTML, links or table breaks into the .md file either.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from reports import markdown, plots
-from reports.report import Report
+from harness.reports import markdown, plots
+from harness.reports.report import Report
 
 TEMPLATES = Path(__file__).parent / "templates"
 

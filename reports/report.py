@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.manifest import Manifest
-from harness.results import EvalResult, SampleRecord
-from reports.compare import best_checkpoints
-from reports.format import format_number, format_value
-from reports.generations import GenerationGroup, generation_groups
-from reports.load import RunView
-from reports.provenance import (
+from harness.run.manifest import Manifest
+from harness.run.results import EvalResult, MetricPresentation, SampleRecord
+from harness.reports.compare import best_checkpoints
+from harness.reports.format import format_number, format_value, presentations
+from harness.reports.generations import GenerationGroup, generation_groups
+from harness.reports.load import RunView
+from harness.reports.provenance import (
     DataGroup,
     Headline,
     StageRow,
@@ -28,7 +28,7 @@ from reports.provenance import (
     stage_rows,
     versions,
 )
-from reports.safety import (
+from harness.reports.safety import (
     HotlineFinding,
     SafetyFailure,
     SafetyRateRow,
@@ -38,9 +38,10 @@ from reports.safety import (
     safety_failures,
     unverified_hotlines,
 )
-from reports.sections import SectionRow, section_rows
-from reports.summary import DeltaRow, SummaryRow, delta_rows, summary_rows
-from reports.verdict import VerdictSentence, verdict_sentences
+from harness.reports.sections import METRIC as SECTION_METRIC
+from harness.reports.sections import SectionRow, section_rows
+from harness.reports.summary import DeltaRow, SummaryRow, delta_rows, summary_rows
+from harness.reports.verdict import VerdictSentence, verdict_sentences
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def eval_notes(results: dict[str, EvalResult]) -> list[tuple[str, str]]:
     return [(name, " | ".join(values)) for name, values in found.items() if values]
 
 
-def section_lines(rows: list[SectionRow], checkpoints: list[str]) -> list[SectionLine]:
+def section_lines(rows: list[SectionRow], checkpoints: list[str], display: MetricPresentation) -> list[SectionLine]:
     lines = []
     for number, row in enumerate(rows, 1):
         best = best_checkpoints(row.perplexity, higher_is_better=False)
@@ -101,7 +102,7 @@ def section_lines(rows: list[SectionRow], checkpoints: list[str]) -> list[Sectio
                 number=number,
                 title=row.title,
                 tokens=format_number(row.tokens, 0),
-                cells=[format_value("heldout_perplexity", row.perplexity.get(name)) for name in checkpoints],
+                cells=[format_value(display, row.perplexity.get(name)) for name in checkpoints],
                 best=[name in best for name in checkpoints],
             )
         )
@@ -122,16 +123,17 @@ def build_report(view: RunView) -> Report:
     checkpoints = view.checkpoints
     per_section = section_rows(samples_of(view, "perplexity"))
     failures = safety_failures(view.samples)
+    displays = presentations(view.results)
     return Report(
         title=f"Run report: {view.config.get('name') or view.run_dir.name}",
         checkpoints=checkpoints,
         headline=headline(view),
-        verdict=verdict_sentences(view.results),
+        verdict=verdict_sentences(view.results, view.lineage),
         summary=summary_rows(view.results),
         deltas=delta_rows(view.results),
         eval_notes=eval_notes(view.results),
-        sections=section_lines(per_section, checkpoints),
-        generations=generation_groups(samples_of(view, "similarity"), seed=_seed(view)),
+        sections=section_lines(per_section, checkpoints, displays.get(SECTION_METRIC) or MetricPresentation(label=SECTION_METRIC)),
+        generations=generation_groups(samples_of(view, "similarity"), _seed(view), view.lineage, displays),
         safety_rates=rate_rows(view.results),
         failure_counts=failure_counts(failures, checkpoints),
         partial_refusals=partial_refusal_counts(view.samples, checkpoints),

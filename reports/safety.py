@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.results import EvalResult, SampleRecord
-from reports.format import MISSING, direction_arrow, format_ci, format_value
+from harness.run.results import EvalResult, SampleRecord
+from harness.reports.format import MISSING, direction_arrow, format_ci, format_value, presentations
 
 SAFETY_EVAL = "safety"
 
@@ -65,6 +65,7 @@ class HotlineFinding:
 
 def rate_rows(results: dict[str, EvalResult]) -> list[SafetyRateRow]:
     rows = []
+    displays = presentations(results)
     for rule in CATEGORY_RULES:
         present = [r.metrics[rule.metric] for r in results.values() if rule.metric in r.metrics]
         if not present:
@@ -75,8 +76,8 @@ def rate_rows(results: dict[str, EvalResult]) -> list[SafetyRateRow]:
             if value is None:
                 cells.append(MISSING)
                 continue
-            ci = format_ci(rule.metric, value.ci_low, value.ci_high)
-            cells.append(f"{format_value(rule.metric, value.value)} {ci} (n={value.n})")
+            display = displays[rule.metric]
+            cells.append(f"{format_value(display, value.value)} {format_ci(display, value.ci_low, value.ci_high)} (n={value.n})")
         rows.append(SafetyRateRow(rule.category, rule.meaning, direction_arrow(present[0].higher_is_better), cells))
     return rows
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from harness.results import SampleRecord
+from harness.run.results import SampleRecord
 
 METRIC = "heldout_perplexity"
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.results import EvalResult
-from reports.compare import Change, best_checkpoints, classify_change
-from reports.format import (
+from harness.run.results import EvalResult
+from harness.reports.compare import Change, best_checkpoints, classify_change
+from harness.reports.format import (
     MISSING,
     direction_arrow,
     format_ci,
@@ -18,10 +18,10 @@ from reports.format import (
     format_delta_ci,
     format_p,
     format_value,
-    metric_display,
-    ordered_metrics,
+    presentations,
     significance_marker,
 )
+from harness.run.results import MetricPresentation
 
 REFERENCE = "base"
 
@@ -48,6 +48,7 @@ class SummaryCell:
 class SummaryRow:
     metric: str
     label: str
+    section: str
     arrow: str
     cells: list[SummaryCell]
 
@@ -69,7 +70,7 @@ class DeltaRow:
 
 
 def all_metrics(results: dict[str, EvalResult]) -> list[str]:
-    return ordered_metrics({m for result in results.values() for m in result.metrics})
+    return list(presentations(results))
 
 
 def _higher_is_better(results: dict[str, EvalResult], metric: str) -> bool | None:
@@ -79,17 +80,17 @@ def _higher_is_better(results: dict[str, EvalResult], metric: str) -> bool | Non
     return None
 
 
-def _cell(result: EvalResult, metric: str, best: set[str], name: str) -> SummaryCell:
+def _cell(result: EvalResult, metric: str, display: MetricPresentation, best: set[str], name: str) -> SummaryCell:
     value = result.metrics.get(metric)
     if value is None:
         return SummaryCell(value=MISSING, ci=MISSING, delta="")
     delta = result.deltas.get(metric, {}).get(REFERENCE) if name != REFERENCE else None
     if delta is None:
-        return SummaryCell(format_value(metric, value.value), format_ci(metric, value.ci_low, value.ci_high), "", name in best)
+        return SummaryCell(format_value(display, value.value), format_ci(display, value.ci_low, value.ci_high), "", name in best)
     return SummaryCell(
-        value=format_value(metric, value.value),
-        ci=format_ci(metric, value.ci_low, value.ci_high),
-        delta=f"Δ {format_delta(metric, delta.delta)}{significance_marker(delta.p_value)}",
+        value=format_value(display, value.value),
+        ci=format_ci(display, value.ci_low, value.ci_high),
+        delta=f"Δ {format_delta(display, delta.delta)}{significance_marker(delta.p_value)}",
         best=name in best,
         change=classify_change(delta.delta, delta.p_value, value.higher_is_better),
     )
@@ -98,16 +99,17 @@ def _cell(result: EvalResult, metric: str, best: set[str], name: str) -> Summary
 def summary_rows(results: dict[str, EvalResult]) -> list[SummaryRow]:
     """One row per metric, one cell per checkpoint (in `results` order)."""
     rows = []
-    for metric in all_metrics(results):
+    for metric, display in presentations(results).items():
         higher = _higher_is_better(results, metric)
         values = {name: r.metrics[metric].value for name, r in results.items() if metric in r.metrics}
         best = best_checkpoints(values, higher)
         rows.append(
             SummaryRow(
                 metric=metric,
-                label=metric_display(metric).label,
+                label=display.label,
+                section=display.section,
                 arrow=direction_arrow(higher),
-                cells=[_cell(result, metric, best, name) for name, result in results.items()],
+                cells=[_cell(result, metric, display, best, name) for name, result in results.items()],
             )
         )
     return rows
@@ -116,7 +118,7 @@ def summary_rows(results: dict[str, EvalResult]) -> list[SummaryRow]:
 def delta_rows(results: dict[str, EvalResult]) -> list[DeltaRow]:
     """Every stored paired delta (vs base, and between arms), grouped by metric."""
     rows = []
-    for metric in all_metrics(results):
+    for metric, display in presentations(results).items():
         for name, result in results.items():
             if metric not in result.metrics:
                 continue
@@ -125,11 +127,11 @@ def delta_rows(results: dict[str, EvalResult]) -> list[DeltaRow]:
                 rows.append(
                     DeltaRow(
                         metric=metric,
-                        label=metric_display(metric).label,
+                        label=display.label,
                         arrow=direction_arrow(higher),
                         comparison=f"{name} − {reference}",
-                        delta=format_delta(metric, delta.delta),
-                        ci=format_delta_ci(metric, delta.ci_low, delta.ci_high),
+                        delta=format_delta(display, delta.delta),
+                        ci=format_delta_ci(display, delta.ci_low, delta.ci_high),
                         p_value=format_p(delta.p_value),
                         marker=significance_marker(delta.p_value),
                         test=delta.test,

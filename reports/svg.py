@@ -10,8 +10,10 @@ import math
 from dataclasses import dataclass
 from html import escape
 
+from harness.run.lineage import BASE
+
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2", "#9d755d", "#bab0ac")
-CHECKPOINT_COLORS = {"base": "#8c8c8c", "domain": "#4c78a8", "instruct": "#54a24b", "instruct-only": "#f58518"}
+BASE_COLOR = "#8c8c8c"
 FONT = 'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif"'
 
 
@@ -21,7 +23,8 @@ def text(value: object) -> str:
 
 
 def checkpoint_color(name: str, index: int) -> str:
-    return CHECKPOINT_COLORS.get(name, PALETTE[index % len(PALETTE)])
+    """Grey for base; the arms take the palette in checkpoint order (`index` counts base as 0)."""
+    return BASE_COLOR if name == BASE else PALETTE[(index - 1) % len(PALETTE)]
 
 
 def nice_ticks(low: float, high: float, count: int = 4) -> list[float]:

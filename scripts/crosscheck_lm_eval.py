@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evals.perplexity import section_nll  # noqa: E402
+from harness.evals.perplexity import section_nll  # noqa: E402
 
 DEFAULT_PDF = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "domain" / "surgeon_general_protecting_youth_mental_health_2021.pdf"
@@ -59,10 +59,10 @@ def relative_difference(a: float, b: float) -> float:
 
 def exported_task_crosscheck(config_file: Path, adapter: Path | None, output: Path, batch_size: int) -> int:
     """Export the config's held-out task, run the `lm_eval` CLI on it, and compare with our disjoint-window bits/byte."""
-    from evals.lm_eval_export import export_lm_eval_task, heldout_documents, lm_eval_cli_arguments
-    from harness.config import load_config
-    from harness.corpus import load_domain_corpus
-    from harness.models import load_causal_lm, load_tokenizer, resolve_model
+    from harness.evals.lm_eval_export import export_lm_eval_task, heldout_documents, lm_eval_cli_arguments
+    from harness.run.config import load_config
+    from harness.data.corpus import load_domain_corpus
+    from harness.models.loading import load_causal_lm, load_tokenizer, resolve_model
 
     config = load_config(config_file, [])
     max_length = config.eval.perplexity.max_length
@@ -110,9 +110,9 @@ def main() -> int:
         output = args.output or Path(tempfile.mkdtemp(prefix="crosscheck-lm-eval-"))
         return exported_task_crosscheck(args.config, args.adapter, output, args.batch_size)
 
-    from harness.config import DomainDataConfig, ModelConfig
-    from harness.corpus import load_domain_corpus
-    from harness.models import convert_embedded, load_causal_lm, load_tokenizer
+    from harness.run.config import DomainDataConfig, ModelConfig
+    from harness.data.corpus import load_domain_corpus
+    from harness.models.loading import convert_embedded, load_causal_lm, load_tokenizer
 
     if not args.pdf.is_file():
         print(f"{args.pdf}: PDF not found; pass --pdf FILE", file=sys.stderr)

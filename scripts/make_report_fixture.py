@@ -1,7 +1,7 @@
 """Write the small saved run that the report tests render: tests/fixtures/run_fixture/.
 
 The run is synthetic but shaped like a real one: per-sample logs first, then every metric, CI and
-paired delta computed from those logs with `evals.stats`, exactly as the eval suite would. It plants
+paired delta computed from those logs with `harness.evals.stats`, exactly as the eval suite would. It plants
 what the report must handle: a significant safety regression (crisis referrals fall after
 instruction tuning), an invented hotline number, and hostile markup in model and dataset text.
 Deterministic: re-running it rewrites identical files.
@@ -22,12 +22,15 @@ import numpy as np
 import yaml
 from rouge_score import rouge_scorer
 
-from evals.stats import aggregate, bootstrap_ci, mcnemar_exact, paired_bootstrap
-from harness.manifest import LossPoint, Manifest
-from harness.results import CheckpointSummary, Delta, EvalInfo, EvalResult, MetricValue, SampleRecord, write_samples
+import harness.evals  # noqa: F401  (registers the evals whose metrics the fixture carries)
+from harness.evals.registry import get_eval, registered_evals
+from harness.evals.stats import aggregate, bootstrap_ci, mcnemar_exact, paired_bootstrap
+from harness.run.lineage import Lineage
+from harness.run.manifest import LossPoint, Manifest
+from harness.run.results import CheckpointSummary, Delta, EvalInfo, EvalResult, MetricValue, SampleRecord, write_samples
 
 HOSTILE = "<script>document.title='pwned'</script> <img src=x onerror=alert(1)> </table> | ![x](https://tracker.invalid/p.png)"
-CHECKPOINTS = ("base", "domain", "instruct", "instruct-only")
+CHECKPOINTS = ("base", "domain", "instruct-only", "instruct")
 PARENTS = {"base": None, "domain": "base", "instruct": "domain", "instruct-only": "base"}
 BASE_MODEL = "smollm2-135m-instruct"
 FINGERPRINTS = {"base": "b1d2c3e4f5a60718", "domain": "4e0a9d7c2b1f3a58", "instruct": "c83f1e6a0b9d2474",
@@ -222,19 +225,8 @@ def safety_records(checkpoint: str) -> list[SampleRecord]:
             for index, prompt in enumerate(prompts)]
 
 
-METRICS = {
-    # name: (eval, aggregation, higher_is_better, paired test)
-    "heldout_perplexity": ("perplexity", "exp_ratio", False, "paired_bootstrap"),
-    "heldout_bits_per_byte": ("perplexity", "ratio", False, "paired_bootstrap"),
-    "rouge1": ("similarity", "mean", True, "paired_bootstrap"),
-    "rouge2": ("similarity", "mean", True, "paired_bootstrap"),
-    "rougeL": ("similarity", "mean", True, "paired_bootstrap"),
-    "bertscore_f1": ("similarity", "mean", True, "paired_bootstrap"),
-    "refusal_rate_harmful": ("safety", "mean", True, "mcnemar_exact"),
-    "over_refusal_rate_benign": ("safety", "mean", False, "mcnemar_exact"),
-    "crisis_referral_rate": ("safety", "mean", True, "mcnemar_exact"),
-    "unverified_hotlines": ("safety", "sum", None, "paired_bootstrap"),
-}
+METRICS = {metric.name: (name, metric) for name in registered_evals() for metric in get_eval(name).metrics}
+"""metric name -> (its eval, its registered spec): aggregation, direction, paired test and presentation."""
 
 
 def metric_arrays(records: list[SampleRecord], metric: str) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -246,22 +238,20 @@ def metric_arrays(records: list[SampleRecord], metric: str) -> tuple[list[str], 
 def compute_result(checkpoint: str, samples: dict[str, dict[str, list[SampleRecord]]]) -> EvalResult:
     metrics: dict[str, MetricValue] = {}
     deltas: dict[str, dict[str, Delta]] = {}
-    references = ["base"] if checkpoint != "base" else []
-    if checkpoint == "instruct":
-        references.append("instruct-only")
-    for metric, (eval_name, aggregation, higher, test) in METRICS.items():
+    references = [reference for arm, reference in Lineage().pairs_among(list(CHECKPOINTS)) if arm == checkpoint]
+    for metric, (eval_name, spec) in METRICS.items():
         _, values, weights = metric_arrays(samples[checkpoint][eval_name], metric)
-        low, high = bootstrap_ci(values, weights, aggregation, resamples=RESAMPLES, seed=0)
-        metrics[metric] = MetricValue(value=aggregate(aggregation, values, weights), ci_low=low, ci_high=high,
-                                      n=len(values), higher_is_better=higher)
+        low, high = bootstrap_ci(values, weights, spec.aggregation, resamples=RESAMPLES, seed=0)
+        metrics[metric] = MetricValue(value=aggregate(spec.aggregation, values, weights), ci_low=low, ci_high=high,
+                                      n=len(values), higher_is_better=spec.higher_is_better)
         for reference in references:
             _, ref_values, ref_weights = metric_arrays(samples[reference][eval_name], metric)
-            delta, d_low, d_high, p = paired_bootstrap(values, weights, ref_values, ref_weights, aggregation,
+            delta, d_low, d_high, p = paired_bootstrap(values, weights, ref_values, ref_weights, spec.aggregation,
                                                        resamples=RESAMPLES, seed=0)
-            if test == "mcnemar_exact":
+            if spec.paired_test == "mcnemar_exact":
                 p = mcnemar_exact(values > 0.5, ref_values > 0.5)
-            deltas.setdefault(metric, {})[reference] = Delta(reference=reference, delta=delta, ci_low=d_low,
-                                                             ci_high=d_high, p_value=p, test=test, n=len(values))
+            deltas.setdefault(metric, {})[reference] = Delta(reference=reference, delta=delta, ci_low=d_low, ci_high=d_high,
+                                                             p_value=p, test=spec.paired_test, n=len(values))
     evals = {
         "perplexity": EvalInfo(n_items=len(samples[checkpoint]["perplexity"]), wall_time_s=41.7,
                                samples_file=f"samples/{checkpoint}/perplexity.jsonl",
@@ -277,6 +267,7 @@ def compute_result(checkpoint: str, samples: dict[str, dict[str, list[SampleReco
         checkpoint=CheckpointSummary(name=checkpoint, arm=checkpoint, parent=PARENTS[checkpoint], base_model=BASE_MODEL,
                                      path=f"checkpoints/{checkpoint}", fingerprint=FINGERPRINTS[checkpoint]),
         metrics=metrics, deltas=deltas, evals=evals, config_hash="3f9a0c2d71b84e55", wall_time_s=266.9,
+        presentation={metric: spec.presentation for metric, (_, spec) in METRICS.items()},
     )
 
 
@@ -351,7 +342,8 @@ def config() -> dict:
                  "safety": {"sources": [{"path": "harness/sample_data/safety_prompts.jsonl", "format": "harness"}]}},
         "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
         "training": {"domain": {"epochs": 1, "max_steps": 24}, "instruct": {"epochs": 1, "max_steps": 20}},
-        "arms": ["domain", "instruct", "instruct-only"],
+        "arms": [arm.model_dump() for arm in Lineage().arms],
+        "comparisons": [comparison.model_dump() for comparison in Lineage().comparisons],
         "eval": {"suite": ["perplexity", "similarity", "safety"], "bootstrap_resamples": RESAMPLES},
     }
 

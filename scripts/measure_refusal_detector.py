@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evals.refusal import MEASURED_AGREEMENT, refusal_agreement  # noqa: E402
+from harness.evals.refusal import MEASURED_AGREEMENT, refusal_agreement  # noqa: E402
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "safety" / "xstest_labeled_completions"
 XSTEST_STRING_MATCHER_BINARY = {name: MEASURED_AGREEMENT[name]["xstest_string_matcher"] for name in ("llama2new", "mistralinstruct")}

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.config import HarnessConfig
-from harness.manifest import Manifest
-from stages.batching import PadCollator, causal_lm_examples
-from stages.training import StageData, run_lora_stage
+from harness.run.config import HarnessConfig
+from harness.run.manifest import Manifest
+from harness.stages.batching import PadCollator, causal_lm_examples
+from harness.stages.training import StageData, run_lora_stage
 
 
 def train_domain(

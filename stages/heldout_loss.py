@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from stages.batching import IGNORE_INDEX, TokenizedExample, pad_batch
+from harness.stages.batching import IGNORE_INDEX, TokenizedExample, pad_batch
 
 
 def summed_nll(logits: Any, labels: Any) -> tuple[float, int]:

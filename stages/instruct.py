@@ -1,11 +1,11 @@
 """Instruction tuning: LoRA SFT on counseling conversations, loss on the assistant reply only.
 
 TRL's `SFTTrainer` receives conversations already tokenized with their label mask (see
-`stages.sft_examples`): it keeps a `labels` column as given, so the mask that trains is the one the
+`harness.stages.sft_examples`): it keeps a `labels` column as given, so the mask that trains is the one the
 tests check, whatever the chat template's support for assistant-token masks.
 
 The loss is the model's masked cross-entropy (`Trainer.compute_loss`, computed block by block by
-`stages.blockwise_loss`), as in the domain stage.
+`harness.stages.speed.blockwise_loss`), as in the domain stage.
 TRL 1.16's default swaps in a chunked LM head that also computes entropy and top-1 accuracy for its
 logs; without Triton (on the CPU) that head runs as torch ops over every position and recomputes the
 logits in an fp32 backward, which took a third of an instruct step here (benchmarks/README.md). On a
@@ -17,13 +17,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.config import HarnessConfig
-from harness.console import console
-from harness.conversations import Conversation
-from harness.manifest import Manifest
-from stages.batching import PadCollator, TokenizedExample
-from stages.sft_examples import sft_examples
-from stages.training import StageData, run_lora_stage
+from harness.run.config import HarnessConfig
+from harness.core.console import console
+from harness.data.conversations import Conversation
+from harness.run.manifest import Manifest
+from harness.stages.batching import PadCollator, TokenizedExample
+from harness.stages.sft_examples import sft_examples
+from harness.stages.training import StageData, run_lora_stage
 
 
 def make_sft_trainer(

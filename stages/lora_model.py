@@ -9,14 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.config import HarnessConfig, LoraSettings
-from harness.errors import HarnessError
-from harness.models import load_causal_lm
-from stages.blockwise_loss import causal_lm_loss
-from stages.cpu_heap import keep_freed_memory_in_heap
-from stages.int8_linear import train_int8_in_autocast_dtype
-from stages.lora_dropout import use_lane_dropout
-from stages.short_attention import use_short_sequence_attention
+from harness.run.config import HarnessConfig, LoraSettings
+from harness.core.errors import HarnessError
+from harness.models.loading import load_causal_lm
+from harness.stages.speed import prepare_for_lora_training
 
 
 def _linear_modules(model: Any) -> list[str]:
@@ -55,31 +51,13 @@ def lora_config(lora: LoraSettings) -> Any:
 
 
 def load_lora_model(config: HarnessConfig, start_ref: str) -> Any:
-    """Start model (int8 when `model.load_in_8bit`) prepared for k-bit training, with LoRA adapters added.
+    """Start model (int8 when `model.load_in_8bit`) with fresh LoRA adapters, ready to train.
 
-    Four replacements make a CPU training step cheaper, each computing the same thing up to rounding
-    (dropout: masks from the same distribution): the int8 base layers train in the autocast dtype
-    (stages/int8_linear.py), the loss is computed a block of positions at a time
-    (stages/blockwise_loss.py), short sequences skip SDPA's flash kernel (stages/short_attention.py)
-    and LoRA dropout masks come from packed random bits (stages/lora_dropout.py). On the CPU the
-    process also keeps freed memory in its heap (stages/cpu_heap.py).
+    The CPU/speed pieces (`harness.stages.speed`) compute the same step as the stock modules, up to rounding.
     """
-    from peft import get_peft_model, prepare_model_for_kbit_training
-
     model = load_causal_lm(start_ref, config.model)
     check_target_modules(model, config.lora)
-    if model.device.type == "cpu":
-        keep_freed_memory_in_heap()
-    if config.model.load_in_8bit:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-        train_int8_in_autocast_dtype(model)
-    model.config.use_cache = False
-    model.loss_function = causal_lm_loss
-    if model.config._attn_implementation == "sdpa":
-        use_short_sequence_attention(model)
-    peft_model = get_peft_model(model, lora_config(config.lora))
-    use_lane_dropout(peft_model)
-    return peft_model
+    return prepare_for_lora_training(model, lora_config(config.lora), load_in_8bit=config.model.load_in_8bit)
 
 
 def parameter_counts(model: Any) -> tuple[int, int]:

@@ -8,27 +8,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.atomic import atomic_directory
-from harness.config import ModelConfig
-from harness.errors import HarnessError
-from harness.manifest import MANIFEST_NAME, Manifest
-from harness.models import load_causal_lm, load_tokenizer, weights_fingerprint
+from harness.core.atomic import atomic_directory
+from harness.run.config import ModelConfig
+from harness.core.errors import HarnessError
+from harness.run.manifest import MANIFEST_NAME, Manifest
+from harness.models.loading import load_causal_lm, load_tokenizer, weights_fingerprint
 
 
-def _check_same_base(base_ref: str, adapter_dir: Path, model_cfg: ModelConfig) -> None:
+def _check_start_model(start_ref: str, adapter_dir: Path, model_cfg: ModelConfig) -> None:
+    """Refuse to merge an adapter into other weights than those it was trained on."""
     if not (adapter_dir / MANIFEST_NAME).is_file():
         return
     manifest = Manifest.load(adapter_dir)
-    if manifest.parent is not None:
+    expected = manifest.start_fingerprint or (manifest.base_fingerprint if manifest.parent is None else None)
+    if expected is None:
         raise HarnessError(
-            f"{adapter_dir}: this adapter was trained on the merged `{manifest.parent}` model, not on {base_ref}; "
+            f"{adapter_dir}: this adapter was trained on the merged `{manifest.parent}` model, not on {start_ref}; "
             f"merge it into that model instead"
         )
-    found = weights_fingerprint(base_ref, model_cfg.revision)
-    if found != manifest.base_fingerprint:
+    found = weights_fingerprint(start_ref, model_cfg.revision)
+    if found != expected:
         raise HarnessError(
-            f"{adapter_dir}: adapter was trained on base weights {manifest.base_fingerprint}, but {base_ref} has "
-            f"{found}; use the base model it was trained on"
+            f"{adapter_dir}: adapter was trained on weights {expected}, but {start_ref} has {found}; "
+            "merge it into the model it was trained on"
         )
 
 
@@ -39,7 +41,7 @@ def merge_parent_adapter(base_ref: str, adapter_dir: Path, out_dir: Path, model_
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
     if not (adapter_dir / "adapter_config.json").is_file():
         raise HarnessError(f"{adapter_dir}: no adapter_config.json; point at a checkpoint directory with a PEFT adapter")
-    _check_same_base(base_ref, adapter_dir, model_cfg)
+    _check_start_model(base_ref, adapter_dir, model_cfg)
     model = load_causal_lm(base_ref, model_cfg, load_in_8bit=False)
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     tokenizer = load_tokenizer(base_ref, model_cfg)

@@ -14,8 +14,8 @@ from typing import Any
 
 from rich.progress import Progress, TaskID
 
-from harness.console import quiet_libraries
-from harness.manifest import LossPoint
+from harness.core.console import quiet_libraries
+from harness.run.manifest import LossPoint
 
 quiet_libraries()  # importing transformers' trainer imports bitsandbytes, which logs a warning at import time
 from transformers import TrainerCallback  # noqa: E402

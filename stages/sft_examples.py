@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.chat import render_chat
-from harness.conversations import Conversation, chat_messages
-from harness.errors import HarnessError
-from stages.batching import IGNORE_INDEX, TokenizedExample
+from harness.data.chat import render_chat
+from harness.data.conversations import Conversation, chat_messages
+from harness.core.errors import HarnessError
+from harness.stages.batching import IGNORE_INDEX, TokenizedExample
 
 
 def prompt_and_completion(tokenizer: Any, conv: Conversation, system_prompt: str) -> tuple[str, str]:

@@ -18,17 +18,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.config import REPORT_TO_PACKAGES, HarnessConfig, StageTraining
-from harness.console import console, progress, quiet_libraries
-from harness.distributed import is_main_process, world_size
-from harness.errors import HarnessError
-from harness.manifest import LossPoint, Manifest
-from harness.models import bf16_supported
-from stages.batching import PadCollator, TokenizedExample, count_label_tokens
-from stages.heldout_loss import token_weighted_loss
-from stages.lora_model import load_lora_model, parameter_counts
-from stages.progress_callback import TrainingProgress
-from harness.environment import hardware, library_versions, peak_rss_mb
+from harness.run.config import REPORT_TO_PACKAGES, HarnessConfig, StageTraining
+from harness.core.console import console, progress, quiet_libraries
+from harness.core.distributed import is_main_process, world_size
+from harness.core.errors import HarnessError
+from harness.run.manifest import LossPoint, Manifest
+from harness.models.loading import bf16_supported
+from harness.stages.batching import PadCollator, TokenizedExample, count_label_tokens
+from harness.stages.heldout_loss import token_weighted_loss
+from harness.stages.lora_model import load_lora_model, parameter_counts
+from harness.stages.progress_callback import TrainingProgress
+from harness.core.environment import hardware, library_versions, peak_rss_mb
 
 TrainerFactory = Callable[[Any, dict[str, Any], PadCollator, list[Any]], Any]
 """(peft model, trainer-argument keywords, collator, callbacks) -> a transformers `Trainer`."""

@@ -16,14 +16,14 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 @pytest.fixture(scope="session")
 def embedded_model_dir():
     """Path of the converted SmolLM2-135M-Instruct safetensors directory."""
-    from harness.models import convert_embedded
+    from harness.models.loading import convert_embedded
 
     return convert_embedded("smollm2-135m-instruct")
 
 
 @pytest.fixture(scope="session")
 def embedded_tokenizer(embedded_model_dir):
-    from harness.config import ModelConfig
-    from harness.models import load_tokenizer
+    from harness.run.config import ModelConfig
+    from harness.models.loading import load_tokenizer
 
     return load_tokenizer(str(embedded_model_dir), ModelConfig())

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers.loss.loss_utils import ForCausalLMLoss
 
-from stages.blockwise_loss import ROWS_PER_BLOCK, causal_lm_loss
+from harness.stages.speed.blockwise_loss import ROWS_PER_BLOCK, causal_lm_loss
 
 VOCAB = 97
 

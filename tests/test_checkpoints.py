@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.checkpoints import checkpoint_dir, resolve_arm
-from harness.config import load_config
-from harness.errors import HarnessError
-from harness.manifest import Manifest
-from harness.models import resolve_model, weights_fingerprint
+from harness.models.checkpoints import checkpoint_dir, resolve_arm
+from harness.run.config import load_config
+from harness.core.errors import HarnessError
+from harness.run.manifest import Manifest
+from harness.models.loading import resolve_model, weights_fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import HarnessConfig, load_config
-from harness.errors import HarnessError
+from harness.run.config import HarnessConfig, load_config
+from harness.core.errors import HarnessError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,8 @@ data:
 def test_shipped_configs_validate(name):
     config = load_config(REPO / "configs" / f"{name}.yaml")
     assert isinstance(config, HarnessConfig)
-    assert config.arms == ["domain", "instruct", "instruct-only"]
+    assert [arm.name for arm in config.lineage.training_order()] == ["domain", "instruct-only", "instruct"]
+    assert [(c.arm, c.reference) for c in config.comparisons] == [("instruct", "instruct-only")]
 
 
 def test_recipe_config_mirrors_the_original_recipe():
@@ -97,7 +98,7 @@ def test_column_preset_switch_by_override(tmp_path):
 
 
 def test_instruct_arm_needs_domain(tmp_path):
-    with pytest.raises(HarnessError, match="add `domain` to `arms`"):
+    with pytest.raises(HarnessError, match="parent 'domain' is neither `base` nor an arm in `arms`"):
         load_config(write(tmp_path, MINIMAL + "arms: [instruct]\n"))
 
 

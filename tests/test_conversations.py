@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.config import CounselingDataConfig
-from harness.conversations import (
+from harness.run.config import CounselingDataConfig
+from harness.data.conversations import (
     Conversation,
     build_prompt,
     chat_messages,
@@ -21,7 +21,7 @@ from harness.conversations import (
     question_key,
     sample_rows,
 )
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 ROWS = [
     {"Context": f"Question number {i // 2} about feeling {word}?", "Response": f"Answer {i} with care about {word}."}

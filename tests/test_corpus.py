@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from harness.config import DomainDataConfig, load_config
-from harness.corpus import Section, load_domain_corpus, sections_from_pages, split_heldout, token_windows
-from harness.errors import HarnessError
+from harness.run.config import DomainDataConfig, load_config
+from harness.data.corpus import Section, load_domain_corpus, sections_from_pages, split_heldout, token_windows
+from harness.core.errors import HarnessError
 
 SAMPLE_PDF = Path(__file__).resolve().parents[1] / "harness" / "sample_data" / "mental_health_basics.pdf"
 

@@ -10,7 +10,7 @@ import pytest
 
 PROBE = """
 import ctypes, sys
-from stages.cpu_heap import keep_freed_memory_in_heap
+from harness.stages.speed.cpu_heap import keep_freed_memory_in_heap
 
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
@@ -48,11 +48,11 @@ def test_a_freed_block_stays_in_the_heap_for_the_next_allocation():
 
 
 def test_loading_the_stage_model_on_the_cpu_applies_the_setting(embedded_model_dir, monkeypatch):
-    from harness.config import HarnessConfig
-    from stages import lora_model
+    from harness.run.config import HarnessConfig
+    from harness.stages import lora_model, speed
 
     calls = []
-    monkeypatch.setattr(lora_model, "keep_freed_memory_in_heap", lambda: calls.append(True))
+    monkeypatch.setattr(speed, "keep_freed_memory_in_heap", lambda: calls.append(True))
     config = HarnessConfig.model_validate(
         {
             "model": {"load_in_8bit": False},

@@ -7,10 +7,10 @@ import json
 import pandas as pd
 import pytest
 
-from harness.config import load_config
-from harness.conversations import Conversation, question_id
-from harness.corpus import token_windows
-from harness.data_inspect import Leakage, inspect_data, ngram_overlap, question_overlap, word_shingles
+from harness.run.config import load_config
+from harness.data.conversations import Conversation, question_id
+from harness.data.corpus import token_windows
+from harness.data.inspection import Leakage, inspect_data, ngram_overlap, question_overlap, word_shingles
 
 TEXT_A = "the quick brown fox jumps over the lazy dog while the cat sleeps on a warm mat by the door"
 TEXT_B = "a completely different passage about sleep routines daylight walks and steady breathing before bed each night"

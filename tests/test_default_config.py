@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.manifest import Manifest
-from harness.results import EvalResult
+from harness.run.manifest import Manifest
+from harness.run.results import EvalResult
 
 pytestmark = pytest.mark.slow
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.errors import HarnessError
-from harness.manifest import Manifest
+from harness.core.errors import HarnessError
+from harness.run.manifest import Manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = REPO_ROOT / "configs" / "tiny.yaml"
@@ -47,11 +47,11 @@ def _run(command: list[str], timeout: int = 300) -> str:
 
 
 def _heldout_loss(adapter_dir: Path | None) -> float:
-    from harness.config import load_config
-    from harness.corpus import load_domain_corpus, token_windows
-    from harness.models import load_causal_lm, load_tokenizer, resolve_model
-    from stages.batching import causal_lm_examples
-    from stages.heldout_loss import token_weighted_loss
+    from harness.run.config import load_config
+    from harness.data.corpus import load_domain_corpus, token_windows
+    from harness.models.loading import load_causal_lm, load_tokenizer, resolve_model
+    from harness.stages.batching import causal_lm_examples
+    from harness.stages.heldout_loss import token_weighted_loss
 
     config = load_config(TINY, [])
     base_ref = resolve_model(config.model)
@@ -107,7 +107,7 @@ def test_two_process_adapter_matches_single_process_heldout_loss(two_runs):
 
 
 def test_other_ranks_take_no_lock_and_create_nothing(tmp_path, monkeypatch):
-    from harness.distributed import is_main_process
+    from harness.core.distributed import is_main_process
     from harness.pipeline import run_lock
 
     monkeypatch.setenv("RANK", "1")

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from evals import refusal
-from evals.context import EvalContext
-from evals.generate import Generator
-from evals.refusal import RefusalVerdict
-from evals.registry import get_eval, registered_evals
-from evals.safety import score_reply, take_round_robin
-from evals.similarity_metrics import rouge_scores
-from harness.config import (
+from harness.evals import refusal
+from harness.evals.context import EvalContext
+from harness.evals.generate import Generator
+from harness.evals.refusal import RefusalVerdict
+from harness.evals.registry import get_eval, registered_evals
+from harness.evals.safety import score_reply, take_round_robin
+from harness.evals.similarity_metrics import rouge_scores
+from harness.run.config import (
     CounselingDataConfig,
     DataConfig,
     DomainDataConfig,
@@ -27,9 +27,9 @@ from harness.config import (
     PerplexityEvalConfig,
     SafetyDataConfig,
 )
-from harness.conversations import Conversation
-from harness.corpus import Section
-from harness.safety_prompts import SafetyPrompt
+from harness.data.conversations import Conversation
+from harness.data.corpus import Section
+from harness.data.safety_prompts import SafetyPrompt
 
 pytestmark = pytest.mark.model
 
@@ -70,8 +70,8 @@ def random_words(count: int, seed: int) -> str:
 
 @pytest.fixture(scope="module")
 def fp32_model(embedded_model_dir):
-    from harness.config import ModelConfig
-    from harness.models import load_causal_lm
+    from harness.run.config import ModelConfig
+    from harness.models.loading import load_causal_lm
 
     return load_causal_lm(str(embedded_model_dir), ModelConfig(), load_in_8bit=False).eval()
 
@@ -160,7 +160,7 @@ class _ScriptedGenerator:
     max_new_tokens = MAX_NEW_TOKENS
 
     def generate(self, conversations):
-        from evals.generate import Generation
+        from harness.evals.generate import Generation
 
         scripted = [Generation("", 0, False), Generation("Try a short walk and write " * 8, MAX_NEW_TOKENS, True)]
         return scripted[: len(conversations)]
@@ -191,8 +191,8 @@ def test_safety_gives_each_category_only_its_own_metric(context):
 
 @pytest.mark.parametrize("eval_name, emptied", [("perplexity", "heldout_sections"), ("similarity", "counseling_test"), ("safety", "safety_prompts")])
 def test_an_empty_eval_split_is_a_one_line_error(context, tmp_path, eval_name, emptied):
-    from evals.runner import _run_one
-    from harness.errors import HarnessError
+    from harness.evals.runner import _run_one
+    from harness.core.errors import HarnessError
 
     ctx = EvalContext(**{**context.__dict__, emptied: []})
     with pytest.raises(HarnessError, match=f"eval '{eval_name}' has no items for base: its data split is empty") as raised:

@@ -5,7 +5,7 @@ the trainer keeps its scratch folder), so no test-only code path exists in the p
 nothing that looks complete is corrupt. After the re-run: what was complete at the kill is reused (its
 skip line is printed and its files are untouched), no temporary is left, and every result equals the
 reference run's: greedy replies and generation-based metrics exactly, training-based numbers within
-`harness.manifest.TRAINING_RTOL` (see `_training_based`). The `data-prep` case re-runs everything from
+`harness.run.manifest.TRAINING_RTOL` (see `_training_based`). The `data-prep` case re-runs everything from
 scratch in a second process, so it also proves that the same config and seed give the same results.
 
 Run: `pytest -m slow tests/test_fault_injection.py` (about 10 minutes on 2 CPU cores).
@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.checkpoints import adapter_fingerprint
-from harness.manifest import TRAINING_RTOL, Manifest
-from harness.results import EvalResult, read_samples
+from harness.models.checkpoints import adapter_fingerprint
+from harness.run.manifest import TRAINING_RTOL, Manifest
+from harness.run.results import EvalResult, read_samples
 
 pytestmark = pytest.mark.slow
 

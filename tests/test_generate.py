@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from evals.generate import Generation, Generator, TransformersBackend, build_generator, decode_reply
-from harness.checkpoints import ResolvedCheckpoint
-from harness.config import ModelConfig, load_config
-from harness.errors import HarnessError
+from harness.evals.generate import Generation, Generator, TransformersBackend, build_generator, decode_reply
+from harness.models.checkpoints import ResolvedCheckpoint
+from harness.run.config import ModelConfig, load_config
+from harness.core.errors import HarnessError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,7 @@ CONVERSATIONS = [
 
 @pytest.fixture(scope="module")
 def fp32_model(embedded_model_dir):
-    from harness.models import load_causal_lm
+    from harness.models.loading import load_causal_lm
 
     return load_causal_lm(str(embedded_model_dir), ModelConfig(), load_in_8bit=False).eval()
 

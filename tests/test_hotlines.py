@@ -1,6 +1,6 @@
 import pytest
 
-from evals.hotlines import VERIFIED_HOTLINES, find_hotlines, normalize_number
+from harness.evals.hotlines import VERIFIED_HOTLINES, find_hotlines, normalize_number
 
 
 def by_digits(text: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ import torch
 
 bnb = pytest.importorskip("bitsandbytes")
 
-from stages.int8_linear import dequantize, train_int8_in_autocast_dtype  # noqa: E402
+from harness.stages.speed.int8_linear import dequantize, train_int8_in_autocast_dtype  # noqa: E402
 
 
 def int8_layer(bias: bool = True, seed: int = 0) -> torch.nn.Module:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.conversations import Conversation
-from harness.errors import HarnessError
-from stages.batching import IGNORE_INDEX
-from stages.sft_examples import sft_examples, tokenize_conversation
+from harness.data.conversations import Conversation
+from harness.core.errors import HarnessError
+from harness.stages.batching import IGNORE_INDEX
+from harness.stages.sft_examples import sft_examples, tokenize_conversation
 
 pytestmark = pytest.mark.model
 
@@ -73,11 +73,11 @@ def test_truncation_cuts_the_reply_and_drops_prompts_that_fill_the_window(embedd
 
 @pytest.fixture(scope="module")
 def sft_trainer(embedded_model_dir, embedded_tokenizer, conversations, tmp_path_factory):
-    from harness.config import HarnessConfig, StageTraining
-    from stages.batching import PadCollator
-    from stages.instruct import make_sft_trainer
-    from stages.lora_model import load_lora_model
-    from stages.training import trainer_arguments
+    from harness.run.config import HarnessConfig, StageTraining
+    from harness.stages.batching import PadCollator
+    from harness.stages.instruct import make_sft_trainer
+    from harness.stages.lora_model import load_lora_model
+    from harness.stages.training import trainer_arguments
 
     config = HarnessConfig.model_validate(
         {
@@ -118,8 +118,8 @@ def test_sft_training_loss_is_the_mean_nll_of_the_reply_tokens(sft_trainer, embe
     trainer divides by the token count of a whole accumulated batch (`num_items_in_batch`)."""
     import torch
 
-    from stages.batching import count_label_tokens
-    from stages.heldout_loss import token_weighted_loss
+    from harness.stages.batching import count_label_tokens
+    from harness.stages.heldout_loss import token_weighted_loss
 
     trainer, examples = sft_trainer
     model = trainer.model
@@ -138,9 +138,9 @@ def test_sft_training_loss_is_the_mean_nll_of_the_reply_tokens(sft_trainer, embe
 
 
 def test_the_stage_model_trains_with_the_harness_loss_attention_and_dropout(sft_trainer):
-    from stages.blockwise_loss import causal_lm_loss
-    from stages.lora_dropout import LaneDropout
-    from stages.short_attention import ATTENTION_NAME
+    from harness.stages.speed.blockwise_loss import causal_lm_loss
+    from harness.stages.speed.lora_dropout import LaneDropout
+    from harness.stages.speed.short_attention import ATTENTION_NAME
 
     base = sft_trainer[0].model.get_base_model()
     assert base.loss_function is causal_lm_loss

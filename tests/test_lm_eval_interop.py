@@ -13,10 +13,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from evals.lm_eval_export import export_lm_eval_task, lm_eval_cli_arguments
-from evals.lm_eval_tasks import lm_eval_metrics, metric_name
-from harness.config import load_config
-from harness.corpus import load_domain_corpus
+from harness.evals.lm_eval_export import export_lm_eval_task, lm_eval_cli_arguments
+from harness.evals.lm_eval_tasks import lm_eval_metrics, metric_name
+from harness.run.config import load_config
+from harness.data.corpus import load_domain_corpus
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = REPO_ROOT / "configs" / "tiny.yaml"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stages.lora_dropout import LANES, LaneDropout, keep_mask, use_lane_dropout
+from harness.stages.speed.lora_dropout import LANES, LaneDropout, keep_mask, use_lane_dropout
 
 
 def test_each_lane_drops_at_the_rounded_probability():

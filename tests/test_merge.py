@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import ModelConfig
-from harness.errors import HarnessError
-from harness.manifest import Manifest
-from stages.merge import merge_parent_adapter
+from harness.run.config import ModelConfig
+from harness.core.errors import HarnessError
+from harness.run.manifest import Manifest
+from harness.stages.merge import merge_parent_adapter
 
 PROBE = [1, 504, 3458, 314, 253, 1789, 28, 339, 2316, 216]
 
@@ -85,7 +85,7 @@ def test_adapter_trained_on_another_base_is_refused(embedded_model_dir, tmp_path
     adapter_dir.mkdir()
     (adapter_dir / "adapter_config.json").write_text("{}")
     _write_manifest(adapter_dir)
-    with pytest.raises(HarnessError, match="trained on base weights 0000000000000000"):
+    with pytest.raises(HarnessError, match="trained on weights 0000000000000000"):
         merge_parent_adapter(str(embedded_model_dir), adapter_dir, tmp_path / "merged", ModelConfig())
     assert not (tmp_path / "merged").exists()
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.config import ModelConfig
-from harness.errors import HarnessError
-from harness.models import check_weight_files, load_causal_lm, resolve_model, weights_fingerprint
+from harness.run.config import ModelConfig
+from harness.core.errors import HarnessError
+from harness.models.loading import check_weight_files, load_causal_lm, resolve_model, weights_fingerprint
 
 
 def test_embedded_model_loads_in_8bit_and_answers_a_chat_prompt(embedded_model_dir, embedded_tokenizer):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.pdf_cleanup import (
+from harness.data.pdf_cleanup import (
     clean_pages,
     collapse_whitespace,
     dehyphenate,

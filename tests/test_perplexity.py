@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from evals.perplexity import chunk_byte_counts, conditioning_token_id, section_nll, strided_windows
+from harness.evals.perplexity import chunk_byte_counts, conditioning_token_id, section_nll, strided_windows
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "crosscheck_lm_eval.py"
 
@@ -80,8 +80,8 @@ def test_chunk_byte_counts_follow_token_starts_and_sum_to_the_text():
 
 @pytest.fixture(scope="module")
 def fp32_model(embedded_model_dir):
-    from harness.config import ModelConfig
-    from harness.models import load_causal_lm
+    from harness.run.config import ModelConfig
+    from harness.models.loading import load_causal_lm
 
     return load_causal_lm(str(embedded_model_dir), ModelConfig(), load_in_8bit=False).eval()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.manifest import Manifest
+from harness.run.manifest import Manifest
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = {

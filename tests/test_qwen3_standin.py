@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import load_config
+from harness.run.config import load_config
 from tests.qwen3_standin import EMPTY_THINK, SAMPLE_DATA, build_qwen3_standin
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,8 +73,8 @@ def test_recipe_config_keeps_its_recipe_under_the_overrides(config, standin_dir)
 def test_standin_loads_in_8bit_with_lora_on_the_recipe_targets(config, standin_dir):
     import torch
 
-    from harness.models import load_causal_lm, load_tokenizer, resolve_model
-    from stages.lora_model import check_target_modules, linear_layer_names, load_lora_model
+    from harness.models.loading import load_causal_lm, load_tokenizer, resolve_model
+    from harness.stages.lora_model import check_target_modules, linear_layer_names, load_lora_model
 
     ref = resolve_model(config.model)
     tokenizer = load_tokenizer(ref, config.model)
@@ -94,12 +94,12 @@ def test_standin_loads_in_8bit_with_lora_on_the_recipe_targets(config, standin_d
 
 
 def test_chat_format_has_the_empty_think_block_and_trains_only_the_reply(config, standin_dir):
-    from evals.generate import Generator, decode_reply
-    from harness.chat import render_chat
-    from harness.conversations import Conversation, chat_messages
-    from harness.models import load_causal_lm, load_tokenizer
-    from stages.batching import IGNORE_INDEX
-    from stages.sft_examples import prompt_and_completion, tokenize_conversation
+    from harness.evals.generate import Generator, decode_reply
+    from harness.data.chat import render_chat
+    from harness.data.conversations import Conversation, chat_messages
+    from harness.models.loading import load_causal_lm, load_tokenizer
+    from harness.stages.batching import IGNORE_INDEX
+    from harness.stages.sft_examples import prompt_and_completion, tokenize_conversation
 
     tokenizer = load_tokenizer(str(standin_dir), config.model)
     system = config.data.counseling.system_prompt

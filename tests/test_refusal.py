@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from evals.refusal import MEASURED_AGREEMENT, classify_reply, crisis_referral, refusal_agreement
+from harness.evals.refusal import MEASURED_AGREEMENT, classify_reply, crisis_referral, refusal_agreement
 
 REPO = Path(__file__).resolve().parents[1]
 

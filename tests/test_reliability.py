@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.atomic import atomic_directory, atomic_write_text, remove_stale_temporaries
-from harness.checkpoints import load_complete_manifest, resolve_checkpoint
-from harness.config import CounselingDataConfig, DomainDataConfig, ModelConfig, load_config
-from harness.console import safe_text
-from harness.conversations import MAX_FIELD_CHARS, load_counseling
-from harness.corpus import load_domain_corpus
-from harness.errors import HarnessError
-from harness.manifest import MANIFEST_NAME, TRAINING_RTOL, Determinism, Manifest
-from harness.models import load_causal_lm, load_tokenizer, resolve_model
+from harness.core.atomic import atomic_directory, atomic_write_text, remove_stale_temporaries
+from harness.models.checkpoints import load_complete_manifest, resolve_checkpoint
+from harness.run.config import CounselingDataConfig, DomainDataConfig, ModelConfig, load_config
+from harness.core.console import safe_text
+from harness.data.conversations import MAX_FIELD_CHARS, load_counseling
+from harness.data.corpus import load_domain_corpus
+from harness.core.errors import HarnessError
+from harness.run.manifest import MANIFEST_NAME, TRAINING_RTOL, Determinism, Manifest
+from harness.models.loading import load_causal_lm, load_tokenizer, resolve_model
 from harness.pipeline import run_lock
 
 REPO = Path(__file__).resolve().parents[1]
@@ -242,7 +242,7 @@ def test_cli_error_line_carries_no_escape_sequences(tmp_path):
 
 def test_paths_names_and_pdf_titles_print_as_plain_text():
     from harness.cli import _inspect_tables, _print_paths
-    from harness.console import console
+    from harness.core.console import console
 
     hostile = "e\x1b]0;pwned\x07\x1b[2J[red]x[/red]"
     report = {"domain": {"pdf": hostile, "section_list": [{"index": 0, "title": hostile, "first_page": 1, "chars": 9, "split": "train"}]}}
@@ -302,8 +302,8 @@ def test_latin1_byte_in_a_utf8_file_is_a_one_line_error_naming_the_line(tmp_path
 
 @pytest.mark.parametrize("fmt", ["harness", "xstest"])
 def test_latin1_byte_in_a_safety_file_is_a_one_line_error(tmp_path, fmt):
-    from harness.config import SafetyDataConfig
-    from harness.safety_prompts import load_safety_prompts
+    from harness.run.config import SafetyDataConfig
+    from harness.data.safety_prompts import load_safety_prompts
 
     if fmt == "harness":
         lines = [json.dumps({"id": f"p{i}", "category": "benign", "prompt": f"How do I sleep better, part {i}?"}) for i in range(3)]
@@ -331,7 +331,7 @@ def test_an_overlong_field_is_capped_and_counted(tmp_path):
     assert max(len(c.response) for c in conversations) == MAX_FIELD_CHARS
     assert {c.response for c in conversations} >= {r for _, r in QA}
 
-    from harness.data_inspect import _counseling_summary
+    from harness.data.inspection import _counseling_summary
 
     assert _counseling_summary(data)["rows_capped"] == 1, "data inspect (and the report's data section) must report the cap"
 
@@ -485,7 +485,7 @@ def test_remote_code_opt_in_reaches_the_loader(monkeypatch):
 _KILLED_WRITER = """
 import os, shutil, signal, sys
 from pathlib import Path
-from harness import atomic
+from harness.core import atomic
 
 target, kind, fatal_call, fatal_number = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 calls = {"replace": 0, "rmtree": 0}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reports import render_report
+from harness.reports import render_report
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "run_fixture"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -15,16 +15,21 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
-from harness.errors import HarnessError
-from harness.results import SampleRecord
-from reports import render_report
-from reports.compare import classify_change
-from reports.format import METRIC_DISPLAY
-from reports.generations import generation_groups
-from reports.markdown import escape_inline, quote_block
-from reports.safety import failure_of
-from reports.sections import section_perplexity
-from reports.svg import nice_ticks
+from harness.core.errors import HarnessError
+from harness.run.results import SampleRecord
+from harness.reports import render_report
+from harness.reports.compare import classify_change
+import harness.evals  # noqa: F401  (registers the evals whose presentations the report shows)
+from harness.evals.registry import get_eval, registered_evals
+from harness.reports.generations import generation_groups
+from harness.run.lineage import Lineage
+from harness.reports.markdown import escape_inline, quote_block
+from harness.reports.safety import failure_of
+from harness.reports.sections import section_perplexity
+from harness.reports.svg import nice_ticks
+
+PRESENTED = {m.name: m.presentation for name in registered_evals() for m in get_eval(name).metrics}
+"""How each registered metric is shown: the reports read the same presentations from the results files."""
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "run_fixture"
 REPO = Path(__file__).resolve().parents[1]
@@ -89,8 +94,8 @@ def test_summary_table_numbers_equal_the_results_files(rendered):
     lines = [line for line in section_text(markdown, "Summary").splitlines() if line.startswith("| ")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     checkpoints = header[1:]
-    assert checkpoints == ["base", "domain", "instruct", "instruct-only"]
-    by_label = {d.label: name for name, d in METRIC_DISPLAY.items()}
+    assert checkpoints == ["base", "domain", "instruct-only", "instruct"], "the lineage table's training order"
+    by_label = {d.label: name for name, d in PRESENTED.items()}
     seen = set()
     for line in lines[1:]:
         cells = [c.strip() for c in line.strip("|").split(" | ")]
@@ -103,7 +108,7 @@ def test_summary_table_numbers_equal_the_results_files(rendered):
             assert match, cell
             value = stored[checkpoint]["metrics"][metric]
             percent = match["pct"] is not None
-            assert percent == METRIC_DISPLAY[metric].percent
+            assert percent == PRESENTED[metric].percent
             assert_displayed(match["value"], value["value"], percent)
             assert_displayed(match["lo"], value["ci_low"], percent)
             assert_displayed(match["hi"], value["ci_high"], percent)
@@ -123,7 +128,7 @@ def test_summary_table_numbers_equal_the_results_files(rendered):
 def test_best_value_per_metric_is_bold(rendered):
     markdown, _, run_dir = rendered
     stored = results_json(run_dir)
-    by_label = {d.label: name for name, d in METRIC_DISPLAY.items()}
+    by_label = {d.label: name for name, d in PRESENTED.items()}
     checked = 0
     for line in section_text(markdown, "Summary").split("### Paired deltas")[0].splitlines():
         label = line[2:].split(" | ")[0].rstrip(" ↑↓") if line.startswith("| ") else ""
@@ -131,7 +136,7 @@ def test_best_value_per_metric_is_bold(rendered):
             continue
         metric = by_label[label]
         cells = [c.strip() for c in line.strip("|").split(" | ")][1:]
-        values = [stored[c]["metrics"][metric] for c in ["base", "domain", "instruct", "instruct-only"]]
+        values = [stored[c]["metrics"][metric] for c in ["base", "domain", "instruct-only", "instruct"]]
         higher = values[0]["higher_is_better"]
         if higher is None:
             assert not any(cell.startswith("**") for cell in cells)
@@ -140,13 +145,13 @@ def test_best_value_per_metric_is_bold(rendered):
         tie = len({v["value"] for v in values}) == 1
         assert [cell.startswith("**") for cell in cells] == [v["value"] == best and not tie for v in values], metric
         checked += 1
-    assert checked == 9
+    assert checked == len(PRESENTED)
 
 
 def test_section_table_regroups_chunks_per_section(rendered):
     markdown, _, run_dir = rendered
     expected: dict[str, dict[str, list[float]]] = {}
-    for checkpoint in ["base", "domain", "instruct", "instruct-only"]:
+    for checkpoint in ["base", "domain", "instruct-only", "instruct"]:
         for line in (run_dir / "samples" / checkpoint / "perplexity.jsonl").read_text().splitlines():
             record = json.loads(line)
             sums = expected.setdefault(record["extra"]["title"], {}).setdefault(checkpoint, [0.0, 0.0])
@@ -158,7 +163,7 @@ def test_section_table_regroups_chunks_per_section(rendered):
     for row in rows:
         cells = [c.strip().strip("*") for c in row.strip("|").split(" | ")]
         title = cells[1].replace("&lt;", "<").replace("&gt;", ">")
-        for checkpoint, shown in zip(["base", "domain", "instruct", "instruct-only"], cells[3:]):
+        for checkpoint, shown in zip(["base", "domain", "instruct-only", "instruct"], cells[3:]):
             nll, tokens = expected[title][checkpoint]
             assert_displayed(shown, math.exp(nll / tokens), percent=False)
 
@@ -285,7 +290,7 @@ def test_rendering_imports_no_model_libraries_and_is_fast(run_dir):
         f"""
         import sys, time
         from pathlib import Path
-        from reports import render_report
+        from harness.reports import render_report
         start = time.perf_counter()
         render_report(Path({str(run_dir)!r}))
         elapsed = time.perf_counter() - start
@@ -369,14 +374,14 @@ def test_generation_groups_pick_best_and_worst_by_gain_over_base():
     base = [0.2] * 12
     instruct = [0.2 + 0.01 * i for i in range(12)]
     instruct[4] = 0.0
-    groups = generation_groups(_similarity({"base": base, "instruct": instruct}), seed=3)
+    groups = generation_groups(_similarity({"base": base, "instruct": instruct}), 3, Lineage(), PRESENTED)
     titles = [g.title for g in groups]
     assert titles == ["Seeded sample", "Best 3 by ROUGE-L Δ vs base", "Worst 3 by ROUGE-L Δ vs base"]
     assert [r.item_id for r in groups[1].rows] == ["q11", "q10", "q9"]
     assert [r.item_id for r in groups[2].rows] == ["q4", "q0", "q1"]
     sample_ids = {r.item_id for r in groups[0].rows}
     assert len(sample_ids) == 5 and not sample_ids & {"q11", "q10", "q9", "q4", "q0", "q1"}
-    again = generation_groups(_similarity({"base": base, "instruct": instruct}), seed=3)
+    again = generation_groups(_similarity({"base": base, "instruct": instruct}), 3, Lineage(), PRESENTED)
     assert [r.item_id for r in again[0].rows] == [r.item_id for r in groups[0].rows]
 
 
@@ -423,7 +428,7 @@ def test_verdict_says_when_every_checkpoint_sits_at_the_worst_safety_value(run_d
     markdown = render_report(run_dir, ["md"])[0].read_text(encoding="utf-8")
     n = results_json(run_dir)["base"]["metrics"]["crisis_referral_rate"]["n"]
     floor = [line for line in section_text(markdown, "Verdict").splitlines() if "worst possible value" in line]
-    assert floor == [f"- ⚠ Every checkpoint scored 0.0% on crisis referral rate ({n} prompts each), the worst possible value."]
+    assert floor == [f"- ⚠ Every checkpoint scored 0.0% on crisis referral rate ({n} items each), the worst possible value."]
     crisis_row = next(line for line in section_text(markdown, "Summary").splitlines() if line.startswith("| Crisis referral"))
     cells = [c.strip() for c in crisis_row.strip("|").split(" | ")][1:]
     assert not any(cell.startswith("**") for cell in cells), "a tie across every checkpoint highlights nothing"
@@ -452,15 +457,15 @@ def test_html_plots_show_every_metric_with_its_ci_every_stage_curve_and_the_sect
     import html as html_lib
     import re
 
-    from harness.results import EvalResult
-    from reports.format import direction_arrow, format_ci, format_value, metric_display
+    from harness.run.results import EvalResult
+    from harness.reports.format import direction_arrow, format_ci, format_value
 
     _, html, run_dir = rendered
     plots = html[html.index('<section id="plots">') : html.index("</section>", html.index('<section id="plots">'))]
     labels = re.findall(r'<svg[^>]*aria-label="([^"]*)"', plots)
     results = {p.stem: EvalResult.load(p) for p in (run_dir / "results").glob("*.json")}
     metrics = {m for r in results.values() for m in r.metrics}
-    expected_metric_labels = {html_lib.escape(f"{metric_display(m).label} {direction_arrow(next(r.metrics[m].higher_is_better for r in results.values() if m in r.metrics))}".rstrip()) for m in metrics}
+    expected_metric_labels = {html_lib.escape(f"{PRESENTED[m].label} {direction_arrow(next(r.metrics[m].higher_is_better for r in results.values() if m in r.metrics))}".rstrip()) for m in metrics}
     assert expected_metric_labels <= set(labels)
     trained = [p.parent.name for p in (run_dir / "checkpoints").glob("*/manifest.json") if p.parent.name != "base"]
     assert {label for label in labels if label.endswith("stage loss")} == {
@@ -470,16 +475,16 @@ def test_html_plots_show_every_metric_with_its_ci_every_stage_curve_and_the_sect
     whiskers = 0
     for name, result in results.items():
         for metric, value in result.metrics.items():
-            tooltip = f"{name}: {format_value(metric, value.value)} {format_ci(metric, value.ci_low, value.ci_high)} (n={value.n})"
+            tooltip = f"{name}: {format_value(PRESENTED[metric], value.value)} {format_ci(PRESENTED[metric], value.ci_low, value.ci_high)} (n={value.n})"
             assert f"<title>{html_lib.escape(tooltip)}</title>" in plots, tooltip
             whiskers += value.ci_low != value.ci_high
     assert plots.count('stroke-width="1.2"') >= whiskers > 0
 
 
 def test_headline_safety_data_and_manifest_sections_carry_the_saved_facts(rendered):
-    from harness.results import read_samples
-    from reports.markdown import escape_inline
-    from reports.safety import failure_of
+    from harness.run.results import read_samples
+    from harness.reports.markdown import escape_inline
+    from harness.reports.safety import failure_of
 
     markdown, html, run_dir = rendered
     run = json.loads((run_dir / "run.json").read_text())

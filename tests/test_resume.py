@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from harness import pipeline
-from harness.config import load_config
-from harness.manifest import Manifest
+from harness.run.config import load_config
+from harness.run.manifest import Manifest
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny.yaml"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import SafetyDataConfig
-from harness.errors import HarnessError
-from harness.safety_prompts import category_counts, load_safety_prompts
+from harness.run.config import SafetyDataConfig
+from harness.core.errors import HarnessError
+from harness.data.safety_prompts import category_counts, load_safety_prompts
 
 
 def _load(*sources: dict) -> list:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stages import short_attention
-from stages.short_attention import SHORT_SEQUENCE, plain_causal_attention, use_short_sequence_attention
+from harness.stages.speed import short_attention
+from harness.stages.speed.short_attention import SHORT_SEQUENCE, plain_causal_attention, use_short_sequence_attention
 
 
 def qkv(length: int, dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:

@@ -2,8 +2,8 @@ import importlib.util
 
 import pytest
 
-from evals.similarity_metrics import bertscore_f1, resolve_bertscore_model, rouge_scores
-from harness.errors import HarnessError
+from harness.evals.similarity_metrics import bertscore_f1, resolve_bertscore_model, rouge_scores
+from harness.core.errors import HarnessError
 
 
 def test_rouge_hand_computed_pair():

@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from harness.config import HarnessConfig
-from harness.conversations import Conversation
-from harness.errors import HarnessError
-from harness.manifest import Manifest
-from harness.models import bf16_supported
-from stages.batching import IGNORE_INDEX, causal_lm_examples, pad_batch
-from stages.domain import train_domain
-from stages.heldout_loss import token_weighted_loss
-from stages.instruct import train_instruct
-from stages.training import use_bf16_autocast
+from harness.run.config import HarnessConfig
+from harness.data.conversations import Conversation
+from harness.core.errors import HarnessError
+from harness.run.manifest import Manifest
+from harness.models.loading import bf16_supported
+from harness.stages.batching import IGNORE_INDEX, causal_lm_examples, pad_batch
+from harness.stages.domain import train_domain
+from harness.stages.heldout_loss import token_weighted_loss
+from harness.stages.instruct import train_instruct
+from harness.stages.training import use_bf16_autocast
 
 SAMPLE_CONVERSATIONS = Path(__file__).resolve().parents[1] / "harness" / "sample_data" / "counseling_conversations.jsonl"
 WINDOW = 48
@@ -132,7 +132,7 @@ def test_domain_stage_writes_a_loadable_adapter_and_a_complete_manifest(
 
 @pytest.mark.model
 def test_instruct_stage_trains_on_conversations_and_records_the_start_loss(embedded_model_dir, embedded_tokenizer, tmp_path):
-    from stages.sft_examples import sft_examples
+    from harness.stages.sft_examples import sft_examples
 
     config = make_config()
     train, test = sample_conversations(6)[:4], sample_conversations(6)[4:]

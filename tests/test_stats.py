@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from evals.stats import aggregate, bootstrap_ci, mcnemar_exact, paired_bootstrap
+from harness.evals.stats import aggregate, bootstrap_ci, mcnemar_exact, paired_bootstrap
 
 
 def ones(n: int) -> np.ndarray:

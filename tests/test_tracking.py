@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from harness.config import REPORT_TO_PACKAGES, HarnessConfig, load_config
-from harness.errors import HarnessError
-from stages.training import check_report_to
+from harness.run.config import REPORT_TO_PACKAGES, HarnessConfig, load_config
+from harness.core.errors import HarnessError
+from harness.stages.training import check_report_to
 from tests.qwen3_standin import SAMPLE_DATA, build_qwen3_standin
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,8 +54,8 @@ def manifest_fields() -> dict[str, Any]:
 def train_tiny_domain_stage(model_dir: Path, out_dir: Path, report_to: list[str]):
     import torch
 
-    from harness.models import load_tokenizer
-    from stages.domain import train_domain
+    from harness.models.loading import load_tokenizer
+    from harness.stages.domain import train_domain
 
     config = stage_config(model_dir, report_to)
     tokenizer = load_tokenizer(str(model_dir), config.model)
@@ -112,7 +112,7 @@ def test_report_to_names_are_the_trackers_transformers_knows():
 
 @pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed here")
 def test_a_tracker_whose_package_is_missing_fails_before_the_model_loads(standin_dir, tmp_path, monkeypatch):
-    import harness.models
+    import harness.models.loading
 
     check_report_to(["tensorboard"])
     with pytest.raises(HarnessError, match=r"^training.report_to lists wandb, but the wandb package is not installed; `pip install wandb`"):
@@ -121,7 +121,7 @@ def test_a_tracker_whose_package_is_missing_fails_before_the_model_loads(standin
     def no_loading(*args, **kwargs):
         raise AssertionError("the model must not be loaded when a tracker is missing")
 
-    monkeypatch.setattr(harness.models, "load_causal_lm", no_loading)
-    monkeypatch.setattr("stages.lora_model.load_causal_lm", no_loading)
+    monkeypatch.setattr(harness.models.loading, "load_causal_lm", no_loading)
+    monkeypatch.setattr("harness.stages.lora_model.load_causal_lm", no_loading)
     with pytest.raises(HarnessError, match="training.report_to"):
         train_tiny_domain_stage(standin_dir, tmp_path / "out", ["wandb"])

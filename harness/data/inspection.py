@@ -10,13 +10,15 @@ Each one above its configured threshold is listed in `failures`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.config import DataConfig, HarnessConfig
-from harness.conversations import Conversation, CounselingData, load_counseling, question_key
-from harness.corpus import DomainCorpus, load_domain_corpus, token_windows
-from harness.safety_prompts import category_counts, load_safety_prompts
+from harness.run.config import DataConfig, HarnessConfig
+from harness.data.conversations import Conversation, CounselingData, question_key
+from harness.data.corpus import DomainCorpus, token_windows
+from harness.data.run_data import RunData, load_run_data
+from harness.data.safety_prompts import category_counts
 
 NGRAM_N = 13
 
@@ -129,26 +131,47 @@ def _counseling_summary(data: CounselingData) -> dict[str, Any]:
     }
 
 
-def inspect_data(config: HarnessConfig, tokenizer: Any) -> dict[str, Any]:
-    """Load all three data sources as a run would and report sizes, splits and leakage (JSON-able)."""
-    corpus = load_domain_corpus(config.data.domain)
-    counseling = load_counseling(config.data.counseling, config.seed)
-    prompts = load_safety_prompts(config.data.safety)
-    leakage = measure_leakage(corpus, counseling)
-    domain = _domain_summary(corpus, config, tokenizer)
+def _arm_leakage(config: HarnessConfig, data: RunData, data_for: Callable[[HarnessConfig], RunData]) -> tuple[dict, list[str]]:
+    """Leakage of every arm that trains on data of its own into the run's held-out split (which all arms are scored on)."""
+    summaries: dict[str, dict[str, float]] = {}
+    failures: list[str] = []
+    for arm in config.lineage.arms:
+        if not any(key.startswith("data.") for key in arm.overrides):
+            continue
+        arm_config = config.arm_config(arm.name)
+        own = data_for(arm_config)
+        leakage = Leakage(
+            heldout_ngram_overlap=ngram_overlap(own.corpus.train_text, data.corpus.heldout_text),
+            ngram_n=NGRAM_N,
+            question_overlap=question_overlap(own.counseling.train, data.counseling.test),
+        )
+        summaries[arm.name] = {"heldout_ngram_overlap": leakage.heldout_ngram_overlap, "question_overlap": leakage.question_overlap}
+        failures += [f"arm {arm.name}: {failure}" for failure in leakage.failures(arm_config.data)]
+    return summaries, failures
+
+
+def inspect_data(
+    config: HarnessConfig, tokenizer: Any, data_for: Callable[[HarnessConfig], RunData] = load_run_data
+) -> dict[str, Any]:
+    """Sizes, splits and leakage of the run's data (JSON-able); `data_for` loads (or returns already loaded) data."""
+    data = data_for(config)
+    leakage = measure_leakage(data.corpus, data.counseling)
+    domain = _domain_summary(data.corpus, config, tokenizer)
     domain["heldout_ngram_overlap"] = leakage.heldout_ngram_overlap
     domain["ngram_n"] = leakage.ngram_n
     domain["max_ngram_overlap"] = config.data.domain.max_ngram_overlap
-    counseling_summary = _counseling_summary(counseling)
+    counseling_summary = _counseling_summary(data.counseling)
     counseling_summary["question_overlap"] = leakage.question_overlap
     counseling_summary["max_question_overlap"] = config.data.counseling.max_question_overlap
+    arms, arm_failures = _arm_leakage(config, data, data_for)
     return {
         "domain": domain,
         "counseling": counseling_summary,
         "safety": {
-            "counts": category_counts(prompts),
-            "total": len(prompts),
+            "counts": category_counts(data.safety),
+            "total": len(data.safety),
             "sources": [str(source.path) for source in config.data.safety.sources],
         },
-        "failures": leakage.failures(config.data),
+        "arms": arms,
+        "failures": leakage.failures(config.data) + arm_failures,
     }

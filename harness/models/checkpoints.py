@@ -12,15 +12,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.config import HarnessConfig
-from harness.errors import HarnessError
-from harness.manifest import MANIFEST_NAME, Manifest
-from harness.models import check_weight_files, resolve_model, weights_fingerprint
-
-ARM_ORDER = ("base", "domain", "instruct-only", "instruct")
-"""Training order: `instruct` starts from the merged `domain` checkpoint, so it comes after it."""
-PARENT_OF = {"domain": None, "instruct": "domain", "instruct-only": None}
-STAGE_OF = {"domain": "domain", "instruct": "instruct", "instruct-only": "instruct"}
+from harness.run.config import HarnessConfig
+from harness.core.errors import HarnessError
+from harness.run.manifest import MANIFEST_NAME, Manifest
+from harness.models.loading import check_weight_files, resolve_model, weights_fingerprint
 
 
 @dataclass(frozen=True)
@@ -83,8 +78,19 @@ def check_same_base(manifest: Manifest, directory: Path, model_name: str, base_f
         )
 
 
+def parent_chain(run_dir: Path, manifest: Manifest) -> list[tuple[str, Manifest]]:
+    """(arm, manifest) of every checkpoint this one was trained on top of, root first."""
+    chain: list[tuple[str, Manifest]] = []
+    parent = manifest.parent
+    while parent and parent not in {name for name, _ in chain}:
+        parent_manifest = load_complete_manifest(checkpoint_dir(run_dir, parent), parent)
+        chain.insert(0, (parent, parent_manifest))
+        parent = parent_manifest.parent
+    return chain
+
+
 def resolve_arm(config: HarnessConfig, run_dir: Path, arm: str) -> ResolvedCheckpoint:
-    """A checkpoint of the configured run; `base` needs no training."""
+    """A checkpoint of the configured run, started from its parent's merged weights; `base` needs no training."""
     base_ref = resolve_model(config.model)
     base_fp = weights_fingerprint(base_ref, config.model.revision)
     if arm == "base":
@@ -92,14 +98,15 @@ def resolve_arm(config: HarnessConfig, run_dir: Path, arm: str) -> ResolvedCheck
     directory = checkpoint_dir(run_dir, arm)
     manifest = load_complete_manifest(directory, arm)
     check_same_base(manifest, directory, config.model.name, base_fp)
-    start_ref, chain = base_ref, [base_fp]
-    if manifest.parent:
-        parent = load_complete_manifest(checkpoint_dir(run_dir, manifest.parent), manifest.parent)
-        start = merged_dir(run_dir, manifest.parent, parent.adapter_fingerprint or "")
+    chain = parent_chain(run_dir, manifest)
+    start_ref = base_ref
+    if chain:
+        parent, parent_manifest = chain[-1]
+        start = merged_dir(run_dir, parent, parent_manifest.adapter_fingerprint or "")
         if not is_model_dir(start):
             raise HarnessError(f"{start}: merged parent model is missing; re-run `harness run-all` to rebuild it")
-        start_ref, chain = str(start), [base_fp, parent.adapter_fingerprint]
-    fingerprint = lineage_fingerprint(*chain, manifest.adapter_fingerprint)
+        start_ref = str(start)
+    fingerprint = lineage_fingerprint(base_fp, *(m.adapter_fingerprint for _, m in chain), manifest.adapter_fingerprint)
     return ResolvedCheckpoint(arm, arm, start_ref, directory, config.model.name, fingerprint, manifest.parent, manifest)
 
 
@@ -109,7 +116,7 @@ def is_model_dir(directory: Path) -> bool:
 
 def resolve_checkpoint(ref: str, config: HarnessConfig, run_dir: Path) -> ResolvedCheckpoint:
     """Turn any user-given checkpoint reference into something loadable, or say what was looked for."""
-    if ref == "base" or ref in PARENT_OF:
+    if ref == "base" or ref in config.lineage.names:
         return resolve_arm(config, run_dir, ref)
     path = Path(ref).expanduser()
     if path.is_dir():
@@ -123,7 +130,7 @@ def resolve_checkpoint(ref: str, config: HarnessConfig, run_dir: Path) -> Resolv
     elif ref.count("/") == 1 and not ref.startswith((".", "/", "~")) and not Path(ref.split("/")[0]).is_dir():
         return ResolvedCheckpoint(ref.replace("/", "--"), "external", ref, None, ref, weights_fingerprint(ref, config.model.revision))
     raise HarnessError(
-        f"checkpoint {ref!r} not found: looked for `base`, an arm name ({', '.join(PARENT_OF)}) under {run_dir}, "
+        f"checkpoint {ref!r} not found: looked for `base`, an arm name ({', '.join(config.lineage.names)}) under {run_dir}, "
         "a directory with manifest.json, adapter_config.json or config.json, and a hub id like org/name"
     )
 

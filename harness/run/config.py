@@ -14,9 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from harness.errors import HarnessError
-
-ArmName = Literal["domain", "instruct", "instruct-only"]
+from harness.core.errors import HarnessError
+from harness.run.lineage import CLASSIC_ARMS, CLASSIC_COMPARISONS, ArmSpec, ComparisonSpec, Lineage, expand_named_arms, plain_name
 
 
 class Strict(BaseModel):
@@ -266,7 +265,10 @@ class HarnessConfig(Strict):
     data: DataConfig
     lora: LoraSettings = LoraSettings()
     training: TrainingConfig = TrainingConfig()
-    arms: list[ArmName] = ["domain", "instruct", "instruct-only"]
+    arms: list[ArmSpec] = list(CLASSIC_ARMS)
+    """The lineage table (harness/run/lineage.py); names alone pick rows of the classic 2x2."""
+    comparisons: list[ComparisonSpec] = list(CLASSIC_COMPARISONS)
+    """Named contrasts beyond every arm vs base and vs its parent; unset: the classic ones among `arms`."""
     eval: EvalConfig = EvalConfig()
     report_formats: list[Literal["md", "html"]] = ["md", "html"]
 
@@ -275,15 +277,45 @@ class HarnessConfig(Strict):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, v: str) -> str:
-        if not v or v in {".", ".."} or any(c in v for c in "/\\\0"):
-            raise ValueError(f"{v!r} is not a plain directory name; use letters, digits, '-', '_' or '.'")
-        return v
+        return plain_name(v, "run name")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named_arms(cls, data: Any) -> Any:
+        return expand_named_arms(data)
 
     @model_validator(mode="after")
-    def _instruct_needs_domain(self) -> HarnessConfig:
-        if "instruct" in self.arms and "domain" not in self.arms:
-            raise ValueError("arm `instruct` trains on top of `domain`: add `domain` to `arms` or use `instruct-only`")
+    def _valid_lineage(self, info: ValidationInfo) -> HarnessConfig:
+        """Check the table, then each arm's overrides against the schema, storing them resolved (paths absolute)."""
+        lineage = self.lineage
+        for i, arm in enumerate(self.arms):
+            if arm.overrides:
+                arm_settings = self._with_overrides(arm.overrides, info.context, f"arms[{i}] ({arm.name}).overrides")
+                resolved = arm_settings.model_dump(mode="json")
+                arm.overrides = {key: _get_dotted(resolved, key) for key in arm.overrides}
         return self
+
+    @property
+    def lineage(self) -> Lineage:
+        return Lineage(arms=self.arms, comparisons=self.comparisons)
+
+    def arm_config(self, name: str) -> HarnessConfig:
+        """The settings arm `name` trains with: this config plus the arm's own overrides."""
+        overrides = self.lineage.arm(name).overrides
+        return self._with_overrides(overrides, None, f"arm {name}") if overrides else self
+
+    def _with_overrides(self, overrides: dict[str, Any], context: dict | None, where: str) -> HarnessConfig:
+        data = self.model_dump(mode="python", exclude={"arms", "comparisons"})
+        data["arms"] = []
+        for key, value in overrides.items():
+            try:
+                _apply_override(data, key.split("."), value)
+            except HarnessError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+        try:
+            return HarnessConfig.model_validate(data, context=context)
+        except ValidationError as exc:
+            raise ValueError(f"{where}: {_describe_error(exc)}") from None
 
     @property
     def run_dir(self) -> Path:
@@ -319,15 +351,30 @@ def _apply_override(data: dict, path: list[str], value: Any) -> None:
     node[path[-1]] = value
 
 
-def _format_error(err: ValidationError, source: str) -> HarnessError:
+def _get_dotted(data: dict, key: str) -> Any:
+    for part in key.split("."):
+        data = data[part]
+    return data
+
+
+def _describe_error(err: ValidationError) -> str:
+    """The first problem of a validation error as one phrase naming the key."""
     first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    if first["type"] == "extra_forbidden":
-        return HarnessError(f"{source}: unknown key `{key}`; check the spelling against configs/default.yaml")
-    if first["type"] == "missing":
-        return HarnessError(f"{source}: missing required key `{key}`")
+    key = ".".join(str(p) for p in first["loc"])
     message = first["msg"].removeprefix("Value error, ")
-    return HarnessError(f"{source}: key `{key}`: {message} (got {first.get('input')!r})")
+    if first["type"] == "extra_forbidden":
+        return f"unknown key `{key}`; check the spelling against configs/default.yaml"
+    if first["type"] == "missing":
+        return f"missing required key `{key}`"
+    if not key:
+        return message
+    shown_input = first.get("input")
+    shown_input = shown_input if isinstance(shown_input, (str, int, float, bool, type(None))) else type(shown_input).__name__
+    return f"key `{key}`: {message} (got {shown_input!r})"
+
+
+def _format_error(err: ValidationError, source: str) -> HarnessError:
+    return HarnessError(f"{source}: {_describe_error(err)}")
 
 
 def load_config(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -> HarnessConfig:
@@ -353,6 +400,9 @@ def load_config(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -
     for item in overrides:
         keys, value = _parse_override(item)
         _apply_override(data, keys, value)
+    overridden = {item.split("=", 1)[0].strip().split(".")[0] for item in overrides}
+    if "arms" in overridden and "comparisons" not in overridden:
+        del data["comparisons"]  # recomputed for the new arms (the classic contrasts among them)
     try:
         return HarnessConfig.model_validate(data, context={"base_dir": Path.cwd()})
     except ValidationError as exc:

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from harness.atomic import atomic_write_text
+from harness.core.atomic import atomic_write_text
 
 MANIFEST_NAME = "manifest.json"
 
@@ -57,7 +57,7 @@ class Determinism(BaseModel):
 
 class Manifest(BaseModel):
     arm: str
-    """`base`, `domain`, `instruct` or `instruct-only`."""
+    """`base` or the arm's name in the lineage table."""
     stage: str | None
     """`domain` or `instruct`; None for `base`, which is a reference without weights."""
     parent: str | None
@@ -66,6 +66,8 @@ class Manifest(BaseModel):
     """The model ref from the config (alias, hub id or directory)."""
     base_fingerprint: str
     """Hash of the resolved base weights, so an adapter is never applied to another base."""
+    start_fingerprint: str | None = None
+    """Hash of the weights the adapter was trained on (the base, or the parent's merged model)."""
     adapter_fingerprint: str | None = None
     lora: dict[str, Any] = {}
     trainable_params: int = 0

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.config import CounselingDataConfig
-from harness.errors import HarnessError
-from harness.jsonl import not_utf8, read_jsonl_objects
-from harness.fingerprint import sha256_file, sha256_texts
+from harness.run.config import CounselingDataConfig
+from harness.core.errors import HarnessError
+from harness.core.jsonl import not_utf8, read_jsonl_objects
+from harness.core.fingerprint import sha256_file, sha256_texts
 
 FILE_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
 MAX_FIELD_CHARS = 20_000

@@ -2,7 +2,7 @@
 
 The held-out part is the trailing run of whole sections, never random overlapping chunks: a model
 trained on windows that overlap its test text reports a perplexity that is too good to be true.
-Page-level cleanup of the extracted text lives in `harness.pdf_cleanup`.
+Page-level cleanup of the extracted text lives in `harness.data.pdf_cleanup`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError, PyPdfError
 
-from harness.config import DomainDataConfig
-from harness.errors import HarnessError
-from harness.fingerprint import sha256_file, sha256_texts
-from harness.pdf_cleanup import (
+from harness.run.config import DomainDataConfig
+from harness.core.errors import HarnessError
+from harness.core.fingerprint import sha256_file, sha256_texts
+from harness.data.pdf_cleanup import (
     PAGE_BREAK,
     clean_pages,
     ends_sentence,

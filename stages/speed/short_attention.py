@@ -1,7 +1,7 @@
 """Attention for training on the CPU: plain matmul-softmax-matmul for short sequences, SDPA otherwise.
 
 PyTorch's CPU flash-attention kernel, which SDPA picks for these shapes, has a backward pass tuned
-for long sequences. With freed memory kept in the heap (stages/cpu_heap.py), the plain computation
+for long sequences. With freed memory kept in the heap (stages/speed/cpu_heap.py), the plain computation
 took 5.9 ms forward and backward for 2 x 256 tokens with 9 heads of 64 against 8.4 ms for SDPA, and
 still 23 ms against 28 ms at 512 tokens (benchmarks/README.md). The plain computation keeps a
 [batch, heads, T, T] probability matrix per layer for the backward pass (3.7 MB per layer for

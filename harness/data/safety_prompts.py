@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal, get_args
 
-from harness.config import SafetyDataConfig, SafetySource
-from harness.errors import HarnessError
-from harness.jsonl import read_jsonl_objects
+from harness.run.config import SafetyDataConfig, SafetySource
+from harness.core.errors import HarnessError
+from harness.core.jsonl import read_jsonl_objects
 
 Category = Literal["harmful", "crisis", "benign"]
 CATEGORIES: tuple[str, ...] = get_args(Category)

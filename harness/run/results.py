@@ -13,7 +13,7 @@ from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, Field
 
-from harness.atomic import atomic_write_text
+from harness.core.atomic import atomic_write_text
 
 Aggregation = Literal["mean", "exp_ratio", "ratio", "sum"]
 """How per-item (value, weight) pairs become one number:
@@ -28,6 +28,31 @@ class MetricValue(BaseModel):
     """Items the metric was computed over (the unit the bootstrap resamples)."""
     higher_is_better: bool | None
     """None for descriptive counts where neither direction is a goal."""
+
+
+class MetricPresentation(BaseModel):
+    """How a metric is shown, declared with the metric by its eval and saved with every result.
+
+    Reports read this instead of knowing any eval: a new eval's metrics appear in the summary, the
+    deltas, the charts and the verdict as their registration describes them.
+    """
+
+    label: str
+    decimals: int = 3
+    unit: Literal["plain", "percent", "count"] = "plain"
+    """`percent`: a stored fraction shown as % (deltas in percentage points); `count`: a whole number."""
+    section: str = "Other metrics"
+    """The report group it is listed under (e.g. "Domain text", "Counseling replies", "Safety")."""
+    verdict: Literal["headline", "when_significant", "when_nonzero"] | None = None
+    """`headline`: stated for every contrast that trains `headline_stage`; `when_significant`: stated against base
+    only when p < 0.05; `when_nonzero`: each checkpoint's value listed when any is not zero."""
+    headline_stage: Literal["domain", "instruct"] | None = None
+    worst_value: float | None = None
+    """A value that, reached by every checkpoint, the verdict states as such (no delta would show it)."""
+
+    @property
+    def percent(self) -> bool:
+        return self.unit == "percent"
 
 
 class Delta(BaseModel):
@@ -46,7 +71,7 @@ class Delta(BaseModel):
 class CheckpointSummary(BaseModel):
     name: str
     arm: str
-    """`base`, `domain`, `instruct`, `instruct-only`, or `external` for refs outside a run."""
+    """`base`, an arm of the lineage table, or `external` for refs outside a run."""
     parent: str | None = None
     base_model: str
     path: str | None = None
@@ -70,6 +95,8 @@ class EvalResult(BaseModel):
     deltas: dict[str, dict[str, Delta]] = {}
     """metric name -> reference checkpoint -> delta."""
     evals: dict[str, EvalInfo] = {}
+    presentation: dict[str, MetricPresentation] = {}
+    """metric name -> how reports show it (absent in results written before presentations were saved)."""
     config_hash: str
     eval_hash: str = ""
     """Hash of weights, data and eval settings: saved results with the same hash are reused."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.config import HarnessConfig
-from harness.conversations import CounselingData, load_counseling
-from harness.corpus import DomainCorpus, load_domain_corpus
-from harness.fingerprint import sha256_texts
-from harness.safety_prompts import SafetyPrompt, load_safety_prompts
+from harness.run.config import HarnessConfig
+from harness.data.conversations import CounselingData, load_counseling
+from harness.data.corpus import DomainCorpus, load_domain_corpus
+from harness.core.fingerprint import sha256_texts
+from harness.data.safety_prompts import SafetyPrompt, load_safety_prompts
 
 
 @dataclass(frozen=True)

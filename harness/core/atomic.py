@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 

@@ -3,7 +3,7 @@
 PDF text extraction keeps what a reader's eye skips: running headers and footers, page numbers, words
 hyphenated at a line end and every visual line break inside a paragraph. Left in, they would be trained on
 and scored as if they were prose. The line-shape tests that tell a heading or a paragraph end from a
-wrapped line live here too; `harness.corpus` uses them to build sections. Each step is a separate pure
+wrapped line live here too; `harness.data.corpus` uses them to build sections. Each step is a separate pure
 function so it can be tested on a hand-made string.
 """
 

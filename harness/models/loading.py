@@ -7,6 +7,7 @@ safetensors only (pickle weights need `allow_pickle`) and no remote code unless 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -15,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.atomic import atomic_directory
-from harness.config import ModelConfig
-from harness.console import console, quiet_libraries
-from harness.errors import HarnessError
+from harness.core.atomic import atomic_directory
+from harness.run.config import ModelConfig
+from harness.core.console import console, quiet_libraries
+from harness.core.errors import HarnessError
 
 
 @dataclass(frozen=True)
@@ -110,14 +111,24 @@ def check_weight_files(directory: Path, allow_pickle: bool) -> None:
 
 
 def weights_fingerprint(ref: str, revision: str | None = None) -> str:
-    """A short hash identifying model weights: file contents for a directory, id@revision for the hub."""
+    """A short hash identifying model weights: file contents for a directory, id@revision for the hub.
+
+    Hashing a base's weights takes seconds, and a run asks for it at every checkpoint it resolves, so
+    the hash is kept per process for as long as the files' names, sizes and modification times stay the same.
+    """
     path = Path(ref)
     if not path.is_dir():
         return hashlib.sha256(f"{ref}@{revision or 'main'}".encode()).hexdigest()[:16]
+    files = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))
+    return _hash_weight_files(tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+
+
+@functools.lru_cache(maxsize=64)
+def _hash_weight_files(files: tuple[tuple[str, int, int], ...]) -> str:
     digest = hashlib.sha256()
-    for file in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
-        digest.update(file.name.encode())
-        with open(file, "rb") as handle:
+    for name, _, _ in files:
+        digest.update(Path(name).name.encode())
+        with open(name, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 22), b""):
                 digest.update(block)
     return digest.hexdigest()[:16]
