@@ -20,13 +20,13 @@ def trainings(monkeypatch) -> list[str]:
     trained: list[str] = []
 
     def fake_train(ctx, arm, start_ref, out_dir, fields):
-        trained.append(arm)
-        (out_dir / "adapter_model.safetensors").write_bytes(f"{arm} {len(trained)}".encode())
+        trained.append(arm.name)
+        (out_dir / "adapter_model.safetensors").write_bytes(f"{arm.name} {len(trained)}".encode())
         return Manifest(**fields)
 
     monkeypatch.setattr(pipeline, "_train", fake_train)
     monkeypatch.setattr(pipeline, "start_model_for", lambda ctx, arm: (ctx.base_ref, None))
-    monkeypatch.setattr(pipeline, "_stage_fingerprints", lambda ctx, stage: {"domain_pdf": "pdf-1", "domain_split": ctx.split})
+    monkeypatch.setattr(pipeline, "_stage_fingerprints", lambda ctx, arm_config, stage: {"domain_pdf": "pdf-1", "domain_split": ctx.split})
     return trained
 
 
@@ -37,11 +37,15 @@ def _context(tmp_path: Path, overrides: list[str], split: str = "split-1") -> pi
     return context
 
 
+def train_domain_arm(context: pipeline.RunContext, **options) -> Manifest:
+    return pipeline.train_arm(context, context.config.lineage.arm("domain"), **options)
+
+
 def test_an_unchanged_stage_is_reused_and_fresh_retrains_it(tmp_path, trainings):
-    pipeline.train_arm(_context(tmp_path, []), "domain")
-    pipeline.train_arm(_context(tmp_path, []), "domain")
+    train_domain_arm(_context(tmp_path, []))
+    train_domain_arm(_context(tmp_path, []))
     assert trainings == ["domain"]
-    pipeline.train_arm(_context(tmp_path, []), "domain", fresh=True)
+    train_domain_arm(_context(tmp_path, []), fresh=True)
     assert trainings == ["domain", "domain"]
 
 
@@ -50,19 +54,19 @@ def test_an_unchanged_stage_is_reused_and_fresh_retrains_it(tmp_path, trainings)
     [["lora.r=8"], ["training.domain.learning_rate=0.01"], ["training.bf16_autocast=false"], ["seed=1"], ["data.domain.stride=32"]],
 )
 def test_a_setting_that_changes_training_retrains(tmp_path, trainings, change):
-    pipeline.train_arm(_context(tmp_path, []), "domain")
-    pipeline.train_arm(_context(tmp_path, change), "domain")
+    train_domain_arm(_context(tmp_path, []))
+    train_domain_arm(_context(tmp_path, change))
     assert trainings == ["domain", "domain"]
 
 
 def test_changed_data_retrains(tmp_path, trainings):
-    pipeline.train_arm(_context(tmp_path, []), "domain")
-    pipeline.train_arm(_context(tmp_path, [], split="split-2"), "domain")
+    train_domain_arm(_context(tmp_path, []))
+    train_domain_arm(_context(tmp_path, [], split="split-2"))
     assert trainings == ["domain", "domain"]
 
 
 @pytest.mark.parametrize("change", [["eval.limit=1"], ["training.instruct.learning_rate=0.01"], ["eval.generation.max_new_tokens=4"]])
 def test_a_setting_this_stage_does_not_use_keeps_it(tmp_path, trainings, change):
-    pipeline.train_arm(_context(tmp_path, []), "domain")
-    pipeline.train_arm(_context(tmp_path, change), "domain")
+    train_domain_arm(_context(tmp_path, []))
+    train_domain_arm(_context(tmp_path, change))
     assert trainings == ["domain"]
