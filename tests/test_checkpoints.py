@@ -95,3 +95,21 @@ def test_sigint_keeps_finished_stages_and_the_rerun_resumes(tmp_path, embedded_m
     assert "domain: checkpoint is up to date, skipping" in rerun.stderr
     assert {"domain", "instruct", "instruct-only"} <= {p.parent.name for p in checkpoints.glob("*/manifest.json")}
     shutil.rmtree(run_dir)
+
+
+def test_adapter_fingerprint_ignores_the_order_peft_writes_target_modules_in(tmp_path):
+    """PEFT saves `target_modules` from a set: two processes saving the same adapter list it in different orders."""
+    import json
+
+    from harness.models.checkpoints import adapter_fingerprint
+
+    fingerprints = []
+    for order in (["q_proj", "v_proj"], ["v_proj", "q_proj"]):
+        directory = tmp_path / "-".join(order)
+        directory.mkdir()
+        (directory / "adapter_config.json").write_text(json.dumps({"r": 4, "target_modules": order}))
+        (directory / "adapter_model.safetensors").write_bytes(b"same weights")
+        fingerprints.append(adapter_fingerprint(directory))
+    assert fingerprints[0] == fingerprints[1]
+    (directory / "adapter_config.json").write_text(json.dumps({"r": 8, "target_modules": ["q_proj", "v_proj"]}))
+    assert adapter_fingerprint(directory) != fingerprints[0]

@@ -46,11 +46,26 @@ def is_complete(directory: Path) -> bool:
 
 
 def adapter_fingerprint(adapter_dir: Path) -> str:
+    """Hash of the adapter's weights and settings; equal adapters hash equal across processes.
+
+    PEFT writes `target_modules` from a set, in an order that changes between processes, so the
+    settings are hashed with that list sorted.
+    """
     digest = hashlib.sha256()
     for file in sorted(Path(adapter_dir).glob("adapter_*")):
         digest.update(file.name.encode())
-        digest.update(file.read_bytes())
+        digest.update(_canonical_adapter_config(file.read_bytes()) if file.name == "adapter_config.json" else file.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def _canonical_adapter_config(raw: bytes) -> bytes:
+    try:
+        settings = json.loads(raw)
+    except ValueError:
+        return raw
+    if isinstance(settings, dict) and isinstance(settings.get("target_modules"), list):
+        settings["target_modules"] = sorted(map(str, settings["target_modules"]))
+    return json.dumps(settings, sort_keys=True).encode()
 
 
 def lineage_fingerprint(*parts: str | None) -> str:
