@@ -18,7 +18,7 @@ _MAX_INDEX_CELLS = 4_000_000
 """Resample rows are drawn in blocks of at most this many indices, to bound memory."""
 
 
-def _aggregate_rows(aggregation: Aggregation, values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def aggregate_rows(aggregation: Aggregation, values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Aggregate each row of 2-D `values`/`weights`; a row whose weights sum to 0 gives nan."""
     if aggregation == "mean":
         return values.mean(axis=1)
@@ -48,13 +48,13 @@ def _as_items(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.n
 def aggregate(aggregation: Aggregation, values: np.ndarray, weights: np.ndarray) -> float:
     """One number from per-item values and weights; weights matter only for `ratio` and `exp_ratio`."""
     values, weights = _as_items(values, weights)
-    result = float(_aggregate_rows(aggregation, values[None, :], weights[None, :])[0])
+    result = float(aggregate_rows(aggregation, values[None, :], weights[None, :])[0])
     if math.isnan(result):
         raise ValueError(f"{aggregation} aggregation needs a non-zero total weight")
     return result
 
 
-def _resample_index_blocks(n_items: int, resamples: int, seed: int):
+def resample_index_blocks(n_items: int, resamples: int, seed: int):
     """Yield index matrices (rows = resamples) that together hold `resamples` rows of `n_items` draws."""
     rng = np.random.default_rng(seed)
     rows_per_block = max(1, _MAX_INDEX_CELLS // n_items)
@@ -65,7 +65,7 @@ def _resample_index_blocks(n_items: int, resamples: int, seed: int):
         remaining -= rows
 
 
-def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+def percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
     tail = (1.0 - confidence) / 2.0
     low, high = np.nanquantile(samples, [tail, 1.0 - tail])
     return float(low), float(high)
@@ -92,11 +92,11 @@ def bootstrap_ci(
     aggregate(aggregation, values, weights)
     samples = np.concatenate(
         [
-            _aggregate_rows(aggregation, values[index], weights[index])
-            for index in _resample_index_blocks(values.size, resamples, seed)
+            aggregate_rows(aggregation, values[index], weights[index])
+            for index in resample_index_blocks(values.size, resamples, seed)
         ]
     )
-    return _percentile_interval(samples, confidence)
+    return percentile_interval(samples, confidence)
 
 
 def paired_bootstrap(
@@ -127,13 +127,13 @@ def paired_bootstrap(
     delta = aggregate(aggregation, values_a, weights_a) - aggregate(aggregation, values_b, weights_b)
     deltas = np.concatenate(
         [
-            _aggregate_rows(aggregation, values_a[index], weights_a[index])
-            - _aggregate_rows(aggregation, values_b[index], weights_b[index])
-            for index in _resample_index_blocks(values_a.size, resamples, seed)
+            aggregate_rows(aggregation, values_a[index], weights_a[index])
+            - aggregate_rows(aggregation, values_b[index], weights_b[index])
+            for index in resample_index_blocks(values_a.size, resamples, seed)
         ]
     )
     deltas = deltas[~np.isnan(deltas)]
-    ci_low, ci_high = _percentile_interval(deltas, confidence)
+    ci_low, ci_high = percentile_interval(deltas, confidence)
     at_or_below = int(np.count_nonzero(deltas <= 0.0))
     at_or_above = int(np.count_nonzero(deltas >= 0.0))
     p_value = min(1.0, 2.0 * (1 + min(at_or_below, at_or_above)) / (deltas.size + 1))
