@@ -96,6 +96,7 @@ def run_all_command(
     config: ConfigOpt = DEFAULT_CONFIG,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Run directory (default: output_dir/name from the config).")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Retrain and re-evaluate everything.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the expanded plan and its estimated cost; write nothing.")] = False,
     set_: SetOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -106,6 +107,11 @@ def run_all_command(
     from harness.pipeline import run_all
 
     cfg, run_dir = _config(config, set_, output)
+    if dry_run:
+        from harness.dry_run import show_plan
+
+        show_plan(cfg)
+        return
     summary = run_all(cfg, run_dir, fresh=fresh)
     _results_table(run_dir, summary["arms"])
     console.print(f"Finished in {summary['wall_time_s']:.0f} s")

@@ -265,6 +265,11 @@ def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> dic
         for name in names:
             evaluate_checkpoint(config, resolve_arm(config, run_dir, name), ctx.data, run_dir, reuse=not fresh)
         add_deltas(run_dir, config, names)
+        if config.plan.is_grid:
+            from harness.evals.grid_stats import write_grid_results
+            from harness.evals.runner import samples_path
+
+            write_grid_results(run_dir, config, samples_path)
         summary = {
             "started": started_at.isoformat(timespec="seconds"),
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

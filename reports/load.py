@@ -16,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from harness.core.errors import HarnessError
+from harness.run.grid_results import GRID_RESULTS, GridResult
 from harness.run.lineage import Lineage, lineage_of
 from harness.run.manifest import MANIFEST_NAME, Manifest
 from harness.run.results import EvalResult, SampleRecord, read_samples
@@ -36,6 +37,8 @@ class RunView:
     """The contents of run.json (timings, versions, hardware, data_inspect)."""
     lineage: Lineage = field(default_factory=Lineage)
     """The run's arms table and comparisons, from its config.yaml."""
+    grid: GridResult | None = None
+    """grid.json of a run with a grid or seed replicates."""
 
     @property
     def checkpoints(self) -> list[str]:
@@ -88,6 +91,16 @@ def _load_samples(run_dir: Path, checkpoints: list[str]) -> dict[str, dict[str, 
     return samples
 
 
+def _load_grid(run_dir: Path) -> GridResult | None:
+    path = run_dir / GRID_RESULTS
+    if not path.is_file():
+        return None
+    try:
+        return GridResult.load(path)
+    except (ValidationError, ValueError) as exc:
+        raise HarnessError(f"{path}: not a valid grid results file ({_first_error(exc)}); re-run `harness run-all` to rebuild it") from exc
+
+
 def _load_run_info(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "run.json"
     if not path.is_file():
@@ -136,6 +149,7 @@ def load_run(run_dir: Path) -> RunView:
         results=results,
         lineage=lineage,
         manifests=_load_manifests(run_dir, order),
+        grid=_load_grid(run_dir),
         samples=_load_samples(run_dir, list(results)),
         config=config,
         config_text=config_text,

@@ -13,6 +13,7 @@ from harness.run.results import EvalResult, MetricPresentation, SampleRecord
 from harness.reports.compare import best_checkpoints
 from harness.reports.format import format_number, format_value, presentations
 from harness.reports.generations import GenerationGroup, generation_groups
+from harness.reports.grid_view import GridView, grid_view
 from harness.reports.load import RunView
 from harness.reports.provenance import (
     DataGroup,
@@ -59,6 +60,7 @@ class Report:
     checkpoints: list[str]
     headline: Headline
     verdict: list[VerdictSentence]
+    grid: GridView | None
     summary: list[SummaryRow]
     deltas: list[DeltaRow]
     eval_notes: list[tuple[str, str]]
@@ -129,6 +131,7 @@ def build_report(view: RunView) -> Report:
         checkpoints=checkpoints,
         headline=headline(view),
         verdict=verdict_sentences(view.results, view.lineage),
+        grid=grid_view(view.grid, view.lineage) if view.grid else None,
         summary=summary_rows(view.results),
         deltas=delta_rows(view.results),
         eval_notes=eval_notes(view.results),

@@ -6,6 +6,7 @@ Relative paths in a YAML file are resolved against that file's folder; relative 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -15,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from harness.core.errors import HarnessError
+from harness.run.grid import Plan, expand_plan, grid_points
 from harness.run.lineage import CLASSIC_ARMS, CLASSIC_COMPARISONS, ArmSpec, ComparisonSpec, Lineage, expand_named_arms, plain_name
 
 
@@ -269,6 +271,11 @@ class HarnessConfig(Strict):
     """The lineage table (harness/run/lineage.py); names alone pick rows of the classic 2x2."""
     comparisons: list[ComparisonSpec] = list(CLASSIC_COMPARISONS)
     """Named contrasts beyond every arm vs base and vs its parent; unset: the classic ones among `arms`."""
+    grid: dict[str, list[Any]] = {}
+    """Axes over per-arm settings, crossed (harness/run/grid.py): `lora.r: [4, 16]`, or a name whose values
+    are mappings of settings that move together."""
+    seeds: list[int] = []
+    """Seed replicates of every grid point; empty: the one `seed`."""
     eval: EvalConfig = EvalConfig()
     report_formats: list[Literal["md", "html"]] = ["md", "html"]
 
@@ -286,26 +293,52 @@ class HarnessConfig(Strict):
 
     @model_validator(mode="after")
     def _valid_lineage(self, info: ValidationInfo) -> HarnessConfig:
-        """Check the table, then each arm's overrides against the schema, storing them resolved (paths absolute)."""
-        lineage = self.lineage
+        """Check the table, each arm's overrides (stored resolved: paths absolute) and the grid's points."""
+        self.table
         for i, arm in enumerate(self.arms):
             if arm.overrides:
                 arm_settings = self._with_overrides(arm.overrides, info.context, f"arms[{i}] ({arm.name}).overrides")
                 resolved = arm_settings.model_dump(mode="json")
                 arm.overrides = {key: _get_dotted(resolved, key) for key in arm.overrides}
+        for axis, values in self.grid.items():
+            if not values:
+                raise ValueError(f"grid.{axis}: give at least one value")
+            for value in values:
+                settings = value if isinstance(value, dict) else {axis: value}
+                ArmSpec(name="grid", stage="domain", overrides=settings)
+                self._with_overrides(settings, info.context, f"grid.{axis}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: {self.seeds} repeats a seed; list each replicate once")
+        self.plan
         return self
 
     @property
-    def lineage(self) -> Lineage:
+    def table(self) -> Lineage:
+        """The arms table as written, before the grid and seeds expand it."""
         return Lineage(arms=self.arms, comparisons=self.comparisons)
 
+    @functools.cached_property
+    def plan(self) -> Plan:
+        """The table at every grid point and seed, identical nodes merged (harness/run/grid.py)."""
+        return expand_plan(self.table, grid_points(self.grid), self.seeds or [self.seed], self._node_key, default_seed=self.seed)
+
+    @property
+    def lineage(self) -> Lineage:
+        """The nodes a run trains: the table itself when there is no grid and one seed."""
+        return self.plan.lineage
+
     def arm_config(self, name: str) -> HarnessConfig:
-        """The settings arm `name` trains with: this config plus the arm's own overrides."""
+        """The settings arm (node) `name` trains with: this config plus the arm's own overrides."""
         overrides = self.lineage.arm(name).overrides
         return self._with_overrides(overrides, None, f"arm {name}") if overrides else self
 
+    def _node_key(self, arm: ArmSpec) -> str:
+        """Everything that makes two nodes train the same thing: stage, parent node, and the stage's effective settings."""
+        settings = self._with_overrides(arm.overrides, None, f"arm {arm.name}") if arm.overrides else self
+        return config_hash({"stage": arm.stage, "parent": arm.parent, **stage_settings(settings, arm.stage)})
+
     def _with_overrides(self, overrides: dict[str, Any], context: dict | None, where: str) -> HarnessConfig:
-        data = self.model_dump(mode="python", exclude={"arms", "comparisons"})
+        data = self.model_dump(mode="python", exclude={"arms", "comparisons", "grid", "seeds"})
         data["arms"] = []
         for key, value in overrides.items():
             try:
@@ -324,6 +357,17 @@ class HarnessConfig(Strict):
     def fingerprint(self) -> str:
         """sha256 of the resolved config, the identity of a run's settings."""
         return config_hash(self.model_dump(mode="json"))
+
+
+def stage_settings(config: HarnessConfig, stage: str) -> dict[str, Any]:
+    """The settings a stage's training depends on (its data by settings here; resume also keys on data fingerprints)."""
+    return {
+        "model": config.model.model_dump(mode="json", exclude={"cache_dir"}),
+        "lora": config.lora.model_dump(mode="json"),
+        "training": config.training.model_dump(mode="json", include={stage, "bf16_autocast"}),
+        "data": (config.data.domain if stage == "domain" else config.data.counseling).model_dump(mode="json"),
+        "seed": config.seed,
+    }
 
 
 def config_hash(section: Any) -> str:

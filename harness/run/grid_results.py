@@ -1,0 +1,81 @@
+"""`RUN_DIR/grid.json`: what a grid run found, per contrast, grid point and metric, over seeds and items (typed).
+
+Written by `harness.evals.grid_stats` from the per-sample logs; read by the report's grid view.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, field_validator
+
+from harness.core.atomic import atomic_write_text
+from harness.run.results import MetricPresentation
+
+GRID_RESULTS = "grid.json"
+SCHEMA_VERSION = 1
+
+
+class SeededValue(BaseModel):
+    value: float
+    """Mean over replicates (seeds, or points x seeds for a main effect) of the paired delta."""
+    ci_low: float
+    ci_high: float
+    p_value: float
+    seed_sd: float
+    """SD of the per-replicate deltas: training randomness (and, for a main effect, the other axes)."""
+    item_ci_low: float
+    item_ci_high: float
+    """The interval from item resampling alone, which ignores training randomness."""
+    n_replicates: int
+    n_items: int
+    per_replicate: list[float]
+
+
+class GridCell(BaseModel):
+    arm: str
+    reference: str
+    label: str
+    point: str
+    metric: str
+    delta: SeededValue
+
+
+class MainEffect(BaseModel):
+    arm: str
+    reference: str
+    label: str
+    axis: str
+    value: str
+    metric: str
+    delta: SeededValue
+
+
+class PointInfo(BaseModel):
+    id: str
+    label: str
+    axes: dict[str, str]
+
+
+class GridResult(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    points: list[PointInfo]
+    seeds: list[int]
+    cells: list[GridCell]
+    main_effects: list[MainEffect]
+    presentation: dict[str, MetricPresentation]
+    higher_is_better: dict[str, bool | None]
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, v: int) -> int:
+        if v > SCHEMA_VERSION:
+            raise ValueError(f"schema version {v} is newer than this harness reads ({SCHEMA_VERSION}); upgrade harness")
+        return v
+
+    def save(self, path: Path) -> None:
+        atomic_write_text(path, self.model_dump_json(indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> GridResult:
+        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))

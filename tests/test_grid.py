@@ -1,0 +1,115 @@
+"""Grids over settings and seed replicates: expansion, sharing, the dry run, and a tiny grid end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.core.errors import HarnessError
+from harness.run.config import load_config
+from harness.run.grid import grid_points
+from harness.run.grid_results import GridResult
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs" / "tiny.yaml"
+PAIRED = [{"training.domain.learning_rate": 0.001, "lora.alpha": 8}, {"training.domain.learning_rate": 0.002, "lora.alpha": 16}]
+
+
+def test_points_are_the_cartesian_product_and_a_paired_axis_moves_its_settings_together():
+    points = grid_points({"lora.r": [4, 16], "schedule": PAIRED})
+    assert [p.id for p in points] == ["p0", "p1", "p2", "p3"]
+    assert points[1].settings == {"lora.r": 4, "training.domain.learning_rate": 0.002, "lora.alpha": 16}
+    assert points[2].axes == {"lora.r": 16, "schedule": PAIRED[0]}
+
+
+def test_nodes_with_identical_settings_are_shared():
+    config = load_config(TINY, ["arms=[domain, instruct]", "grid={training.instruct.learning_rate: [0.001, 0.002]}", "seeds=[0, 1]"])
+    plan = config.plan
+    assert len(plan.members) == 2 * 2 * 2
+    assert sorted(a.name for a in plan.lineage.arms if a.stage == "domain") == ["domain.p0.s0", "domain.p0.s1"]
+    assert len(plan.lineage.arms) == 6, "the domain arm does not depend on the instruct learning rate: one per seed"
+    assert {node: len(members) for node, members in plan.shared().items()} == {"domain.p0.s0": 2, "domain.p0.s1": 2}
+    assert plan.node("instruct", "p1", 1) == "instruct.p1.s1"
+    assert plan.lineage.arm("instruct.p1.s1").parent == "domain.p0.s1"
+    assert config.arm_config("instruct.p1.s1").training.instruct.learning_rate == 0.002
+    assert config.arm_config("domain.p0.s1").seed == 1
+
+
+def test_without_a_grid_the_nodes_are_the_table():
+    config = load_config(TINY)
+    assert not config.plan.is_grid
+    assert [a.name for a in config.lineage.arms] == [a.name for a in config.table.training_order()]
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("grid={lora.rank: [4]}", r"grid.lora.rank: unknown key `lora.rank`"),
+        ("grid={eval.limit: [4]}", r"override `eval.limit` is not per-arm"),
+        ("grid={lora.r: []}", r"grid.lora.r: give at least one value"),
+        ("seeds=[1, 1]", r"seeds: \[1, 1\] repeats a seed"),
+    ],
+)
+def test_a_bad_grid_is_a_one_line_error(override, message):
+    with pytest.raises(HarnessError, match=message):
+        load_config(TINY, [override])
+
+
+GRID = ["arms=[domain, instruct]", "grid={training.instruct.learning_rate: [0.001, 0.002]}", "seeds=[0, 1]",
+        "eval.suite=[perplexity, similarity]"]
+
+
+def _run_all(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    sets = [item for override in GRID for item in ("--set", override)]
+    return subprocess.run(
+        [sys.executable, "-m", "harness", "run-all", "--config", str(TINY), "--output", str(run_dir), *sets, *extra],
+        cwd=REPO, capture_output=True, text=True, timeout=1800,
+    )
+
+
+def test_the_dry_run_prints_the_plan_and_writes_nothing(tmp_path, embedded_model_dir):
+    shown = _run_all(tmp_path / "run", "--dry-run")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    out = shown.stdout + shown.stderr
+    assert "8 arm instances -> 6 trained node(s) (2 shared), 7 evaluated (base once)" in " ".join(out.split())
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture(scope="module")
+def grid_run(tmp_path_factory, embedded_model_dir):
+    run_dir = tmp_path_factory.mktemp("grid") / "run"
+    first = _run_all(run_dir)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    return run_dir
+
+
+def test_a_tiny_grid_trains_each_distinct_node_once_and_reports_over_seeds(grid_run):
+    trained = sorted(p.name for p in (grid_run / "checkpoints").iterdir() if p.name != "base")
+    assert trained == ["domain.p0.s0", "domain.p0.s1", "instruct.p0.s0", "instruct.p0.s1", "instruct.p1.s0", "instruct.p1.s1"]
+    assert len(list((grid_run / "results").glob("*.json"))) == 7
+    grid = GridResult.load(grid_run / "grid.json")
+    cells = {(c.arm, c.reference, c.point, c.metric): c.delta for c in grid.cells}
+    domain = cells[("domain", "base", "p0", "heldout_perplexity")]
+    assert domain.n_replicates == 2 and len(domain.per_replicate) == 2
+    assert domain.ci_low <= domain.value <= domain.ci_high
+    assert cells[("instruct", "domain", "p1", "rougeL")].n_replicates == 2
+    effects = {(e.arm, e.reference, e.axis, e.value, e.metric) for e in grid.main_effects}
+    assert ("instruct", "base", "training.instruct.learning_rate", "0.002", "rougeL") in effects
+    report = (grid_run / "report.md").read_text(encoding="utf-8")
+    assert "## Grid" in report and "### Domain adaptation (domain vs base)" in report
+    assert "better in" in report.split("## Grid")[1].split("## Summary")[0]
+    assert '<section id="grid">' in (grid_run / "report.html").read_text(encoding="utf-8")
+
+
+def test_a_second_grid_run_reuses_every_node(grid_run):
+    second = _run_all(grid_run)
+    assert second.returncode == 0, second.stderr[-3000:]
+    out = second.stdout + second.stderr
+    assert out.count("checkpoint is up to date, skipping") == 6
+    assert out.count("results are up to date, skipping") == 7
+    assert json.loads((grid_run / "grid.json").read_text())["seeds"] == [0, 1]
