@@ -43,7 +43,7 @@ def _load_and_run(model_dir: str, precision: str):
     from harness.run.config import ModelConfig
     from harness.models.loading import load_causal_lm
 
-    model = load_causal_lm(model_dir, ModelConfig(), load_in_8bit=precision == "int8").eval()
+    model = load_causal_lm(model_dir, ModelConfig(), quantization=precision).eval()
     with torch.inference_mode():
         model(torch.randint(0, 1000, (1, 64)))
     return model

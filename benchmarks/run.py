@@ -47,7 +47,7 @@ def _model_and_data(config_path: Path) -> tuple[Any, Any, Any, Any]:
 
     config = load_config(config_path, [])
     ref = resolve_model(config.model)
-    model = load_causal_lm(ref, config.model, load_in_8bit=False).eval()
+    model = load_causal_lm(ref, config.model, quantization="none").eval()
     return config, model, load_tokenizer(ref, config.model), load_run_data(config)
 
 

@@ -45,7 +45,7 @@ def train_stage(config: Path, stage: str, workdir: Path, *, load_in_8bit: bool, 
     run_dir = workdir / f"{stage}-{'int8' if load_in_8bit else 'fp32'}-{'bf16' if bf16 else 'fp32'}"
     overrides = [
         f"arms=[{arm}]",
-        f"model.load_in_8bit={str(load_in_8bit).lower()}",
+        f"model.quantization={'int8' if load_in_8bit else 'none'}",
         f"training.bf16_autocast={str(bf16).lower()}",
         f"training.{stage}.max_steps={max_steps}",
     ]

@@ -50,7 +50,7 @@ def load_for_eval(ckpt: ResolvedCheckpoint, config: HarnessConfig):
     """The checkpoint's model (start weights + adapter) and tokenizer, ready for inference."""
     has_own_tokenizer = ckpt.adapter_dir is not None and has_tokenizer_files(ckpt.adapter_dir)
     tokenizer = load_tokenizer(str(ckpt.adapter_dir if has_own_tokenizer else ckpt.start_ref), config.model)
-    model = load_causal_lm(ckpt.start_ref, config.model, load_in_8bit=config.eval.load_in_8bit)
+    model = load_causal_lm(ckpt.start_ref, config.model, quantization="int8" if config.eval.load_in_8bit else "none")
     if ckpt.adapter_dir is not None:
         from peft import PeftModel
 

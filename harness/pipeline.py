@@ -110,6 +110,7 @@ def _write_base_manifest(ctx: RunContext) -> None:
         seed=ctx.config.seed,
         determinism=Determinism.current(ctx.config.seed),
         load_in_8bit=ctx.config.model.load_in_8bit,
+        quantization=ctx.config.model.quantization,
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
     directory.mkdir(parents=True, exist_ok=True)

@@ -97,7 +97,7 @@ def stage_row(arm: str, manifest: Manifest, stage_wall_times: dict[str, Any]) ->
         peak_rss_mb=format_number(manifest.peak_rss_mb, 0) if manifest.peak_rss_mb else MISSING,
         trainable=(f"{format_number(manifest.trainable_params, 0)} / {format_number(manifest.total_params, 0)}"
                    if manifest.trainable_params else MISSING),
-        precision=("8-bit" if manifest.load_in_8bit else "full") + (" + bf16 autocast" if manifest.bf16_autocast else ""),
+        precision=(manifest.quantization or ("int8" if manifest.load_in_8bit else "none")) + (" + bf16 autocast" if manifest.bf16_autocast else ""),
     )
 
 

@@ -68,7 +68,7 @@ def exported_task_crosscheck(config_file: Path, adapter: Path | None, output: Pa
     max_length = config.eval.perplexity.max_length
     yaml_file = export_lm_eval_task(config, output / "task")
     base_ref = resolve_model(config.model)
-    model = load_causal_lm(base_ref, config.model, load_in_8bit=False)
+    model = load_causal_lm(base_ref, config.model, quantization="none")
     if adapter is not None:
         from peft import PeftModel
 
@@ -119,7 +119,7 @@ def main() -> int:
         return 2
     text = load_domain_corpus(DomainDataConfig(pdf=args.pdf)).heldout_text
     model_dir = str(convert_embedded("smollm2-135m-instruct"))
-    model = load_causal_lm(model_dir, ModelConfig(), load_in_8bit=False).eval()
+    model = load_causal_lm(model_dir, ModelConfig(), quantization="none").eval()
     tokenizer = load_tokenizer(model_dir, ModelConfig())
 
     started = time.perf_counter()

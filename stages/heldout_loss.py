@@ -24,7 +24,7 @@ def summed_nll(logits: Any, labels: Any) -> tuple[float, int]:
         ignore_index=IGNORE_INDEX,
         reduction="sum",
     )
-    return float(total), int((shifted_labels != IGNORE_INDEX).sum())
+    return float(total.detach()), int((shifted_labels != IGNORE_INDEX).sum())
 
 
 def autocast_context(enabled: bool, device_type: str) -> contextlib.AbstractContextManager:
@@ -37,7 +37,13 @@ def autocast_context(enabled: bool, device_type: str) -> contextlib.AbstractCont
 
 
 def token_weighted_loss(model: Any, examples: list[TokenizedExample], *, batch_size: int, pad_id: int, bf16: bool) -> float:
-    """Mean NLL per scored token of `examples` under `model` (in eval mode, restored afterwards)."""
+    """Mean NLL per scored token of `examples` under `model` (in eval mode, restored afterwards).
+
+    A 4-bit (NF4) base is run with gradients enabled (and nothing kept): with bitsandbytes 0.50.2 on
+    the CPU, one forward pass of a 4-bit layer under `no_grad` or `inference_mode` leaves every LoRA
+    gradient of later training steps at zero (tests/test_stages.py), and this loss is measured before
+    and during training on the model being trained.
+    """
     import torch
 
     device = next(model.parameters()).device
@@ -45,7 +51,8 @@ def token_weighted_loss(model: Any, examples: list[TokenizedExample], *, batch_s
     model.eval()
     total, count = 0.0, 0
     try:
-        with torch.inference_mode(), autocast_context(bf16, device.type):
+        grad_mode = contextlib.nullcontext() if getattr(model, "is_loaded_in_4bit", False) else torch.inference_mode()
+        with grad_mode, autocast_context(bf16, device.type):
             for start in range(0, len(examples), batch_size):
                 batch = pad_batch(examples[start : start + batch_size], pad_id)
                 logits = model(

@@ -51,13 +51,13 @@ def lora_config(lora: LoraSettings) -> Any:
 
 
 def load_lora_model(config: HarnessConfig, start_ref: str) -> Any:
-    """Start model (int8 when `model.load_in_8bit`) with fresh LoRA adapters, ready to train.
+    """Start model (quantized as `model.quantization` says) with fresh LoRA adapters, ready to train.
 
     The CPU/speed pieces (`harness.stages.speed`) compute the same step as the stock modules, up to rounding.
     """
     model = load_causal_lm(start_ref, config.model)
     check_target_modules(model, config.lora)
-    return prepare_for_lora_training(model, lora_config(config.lora), load_in_8bit=config.model.load_in_8bit)
+    return prepare_for_lora_training(model, lora_config(config.lora), quantization=config.model.quantization)
 
 
 def parameter_counts(model: Any) -> tuple[int, int]:

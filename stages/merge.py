@@ -42,7 +42,7 @@ def merge_parent_adapter(base_ref: str, adapter_dir: Path, out_dir: Path, model_
     if not (adapter_dir / "adapter_config.json").is_file():
         raise HarnessError(f"{adapter_dir}: no adapter_config.json; point at a checkpoint directory with a PEFT adapter")
     _check_start_model(base_ref, adapter_dir, model_cfg)
-    model = load_causal_lm(base_ref, model_cfg, load_in_8bit=False)
+    model = load_causal_lm(base_ref, model_cfg, quantization="none")
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     tokenizer = load_tokenizer(base_ref, model_cfg)
     with atomic_directory(out_dir) as tmp:

@@ -194,6 +194,7 @@ def run_lora_stage(
         "tokens_per_s": round(callback.tokens / callback.train_seconds, 2),
         "bf16_autocast": bf16,
         "load_in_8bit": config.model.load_in_8bit,
+        "quantization": config.model.quantization,
         "train_loss": callback.train_loss,
         "eval_loss": callback.eval_loss,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -58,7 +58,7 @@ def _heldout_loss(adapter_dir: Path | None) -> float:
     tokenizer = load_tokenizer(base_ref, config.model)
     ids = tokenizer(load_domain_corpus(config.data.domain).heldout_text, add_special_tokens=False)["input_ids"]
     windows = causal_lm_examples(token_windows(ids, config.data.domain.max_length, config.data.domain.max_length))
-    model = load_causal_lm(base_ref, config.model, load_in_8bit=False)
+    model = load_causal_lm(base_ref, config.model, quantization="none")
     if adapter_dir is not None:
         from peft import PeftModel
 

@@ -37,7 +37,7 @@ CONVERSATIONS = [
 def fp32_model(embedded_model_dir):
     from harness.models.loading import load_causal_lm
 
-    return load_causal_lm(str(embedded_model_dir), ModelConfig(), load_in_8bit=False).eval()
+    return load_causal_lm(str(embedded_model_dir), ModelConfig(), quantization="none").eval()
 
 
 def make_generator(model, tokenizer, *, batch_size: int, cache_dir=None) -> Generator:

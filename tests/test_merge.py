@@ -49,7 +49,7 @@ def test_merged_model_reproduces_the_adapter_in_fp32(embedded_model_dir, perturb
     from transformers import AutoModelForCausalLM
 
     adapter_dir, peft_logits, base_logits = perturbed_adapter
-    out_dir = merge_parent_adapter(str(embedded_model_dir), adapter_dir, tmp_path / "merged", ModelConfig(load_in_8bit=True))
+    out_dir = merge_parent_adapter(str(embedded_model_dir), adapter_dir, tmp_path / "merged", ModelConfig(quantization="int8"))
 
     assert out_dir == tmp_path / "merged"
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in out_dir.iterdir()}

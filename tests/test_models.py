@@ -14,7 +14,7 @@ from harness.models.loading import check_weight_files, load_causal_lm, resolve_m
 def test_embedded_model_loads_in_8bit_and_answers_a_chat_prompt(embedded_model_dir, embedded_tokenizer):
     config = ModelConfig()
     assert resolve_model(config) == str(embedded_model_dir)
-    model = load_causal_lm(str(embedded_model_dir), config, load_in_8bit=True)
+    model = load_causal_lm(str(embedded_model_dir), config, quantization="int8")
     linear_types = {type(m).__name__ for m in model.modules()}
     assert "Linear8bitLt" in linear_types
     messages = [{"role": "user", "content": "I feel nervous before exams. What can I do?"}]
@@ -27,8 +27,8 @@ def test_embedded_model_loads_in_8bit_and_answers_a_chat_prompt(embedded_model_d
 
 def test_8bit_base_uses_less_memory_than_fp32(embedded_model_dir):
     config = ModelConfig()
-    int8 = load_causal_lm(str(embedded_model_dir), config, load_in_8bit=True).get_memory_footprint()
-    fp32 = load_causal_lm(str(embedded_model_dir), config, load_in_8bit=False).get_memory_footprint()
+    int8 = load_causal_lm(str(embedded_model_dir), config, quantization="int8").get_memory_footprint()
+    fp32 = load_causal_lm(str(embedded_model_dir), config, quantization="none").get_memory_footprint()
     assert int8 < 0.75 * fp32
 
 
@@ -42,7 +42,7 @@ def test_8bit_model_does_not_keep_the_fp32_checkpoint_mapped(embedded_model_dir)
     import gc
 
     weights = {str(p.resolve()) for p in embedded_model_dir.glob("*.safetensors")}
-    model = load_causal_lm(str(embedded_model_dir), ModelConfig(), load_in_8bit=True)
+    model = load_causal_lm(str(embedded_model_dir), ModelConfig(), quantization="int8")
     gc.collect()
     assert not weights & mapped_files(), "the 8-bit model still holds the fp32 file mapped (resident memory)"
     embeddings = model.get_input_embeddings().weight
@@ -85,7 +85,7 @@ def test_loading_passes_secure_defaults(monkeypatch):
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", fake_from_pretrained)
     with pytest.raises(HarnessError, match="org/model"):
-        load_causal_lm("org/model", ModelConfig(name="org/model"), load_in_8bit=False)
+        load_causal_lm("org/model", ModelConfig(name="org/model"), quantization="none")
     assert seen["trust_remote_code"] is False
     assert seen["use_safetensors"] is True
 

@@ -83,7 +83,7 @@ def fp32_model(embedded_model_dir):
     from harness.run.config import ModelConfig
     from harness.models.loading import load_causal_lm
 
-    return load_causal_lm(str(embedded_model_dir), ModelConfig(), load_in_8bit=False).eval()
+    return load_causal_lm(str(embedded_model_dir), ModelConfig(), quantization="none").eval()
 
 
 @pytest.mark.model

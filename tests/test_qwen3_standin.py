@@ -117,7 +117,7 @@ def test_chat_format_has_the_empty_think_block_and_trains_only_the_reply(config,
     think_ids = set(tokenizer.convert_tokens_to_ids(["<think>", "</think>"]))
     assert think_ids <= set(example["input_ids"]) and not think_ids & set(trained)
 
-    model = load_causal_lm(str(standin_dir), config.model, load_in_8bit=False)
+    model = load_causal_lm(str(standin_dir), config.model, quantization="none")
     generator = Generator(model, tokenizer, model_fingerprint="standin", max_new_tokens=8, batch_size=2)
     assert generator.templated_prompt(chat_messages(conv, system, with_response=False)) == prompt
     end_of_turn, end_of_text = tokenizer.convert_tokens_to_ids(["<|im_end|>", "<|endoftext|>"])

@@ -461,7 +461,7 @@ def test_remote_code_is_refused_without_running_it(tmp_path):
     directory = _remote_code_model(tmp_path)
     config = ModelConfig(name=str(directory))
     with pytest.raises(HarnessError, match="set model.trust_remote_code: true only if you trust") as raised:
-        load_causal_lm(resolve_model(config), config, load_in_8bit=False)
+        load_causal_lm(resolve_model(config), config, quantization="none")
     assert "\n" not in str(raised.value)
 
 
@@ -476,7 +476,7 @@ def test_remote_code_opt_in_reaches_the_loader(monkeypatch):
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", fake_from_pretrained)
     with pytest.raises(HarnessError):
-        load_causal_lm("org/model", ModelConfig(name="org/model", trust_remote_code=True), load_in_8bit=False)
+        load_causal_lm("org/model", ModelConfig(name="org/model", trust_remote_code=True), quantization="none")
     assert seen["trust_remote_code"] is True
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.atomic import atomic_directory
-from harness.run.config import ModelConfig
+from harness.run.config import ModelConfig, Quantization
 from harness.core.console import console, quiet_libraries
 from harness.core.errors import HarnessError
 
@@ -169,16 +169,17 @@ def load_tokenizer(ref: str, cfg: ModelConfig) -> Any:
     return tokenizer
 
 
-def load_causal_lm(ref: str, cfg: ModelConfig, *, load_in_8bit: bool | None = None) -> Any:
-    """Load a causal LM from safetensors, in 8-bit (bitsandbytes LLM.int8) when asked, else fp32.
+def load_causal_lm(ref: str, cfg: ModelConfig, *, quantization: Quantization | None = None) -> Any:
+    """Load a causal LM from safetensors: int8 (LLM.int8) or 4-bit NF4 through bitsandbytes, or fp32 (`none`).
 
-    With CUDA, the whole model goes on this process's GPU (`LOCAL_RANK` under a launcher); else on the CPU.
+    `quantization` defaults to `model.quantization`. With CUDA, the whole model goes on this process's
+    GPU (`LOCAL_RANK` under a launcher); else on the CPU.
     """
     quiet_libraries()
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    eight_bit = cfg.load_in_8bit if load_in_8bit is None else load_in_8bit
+    quantization = quantization or cfg.quantization
     kwargs: dict[str, Any] = {
         "revision": cfg.revision,
         "trust_remote_code": cfg.trust_remote_code,
@@ -187,10 +188,14 @@ def load_causal_lm(ref: str, cfg: ModelConfig, *, load_in_8bit: bool | None = No
     }
     if torch.cuda.is_available():
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
-    if eight_bit:
-        if importlib.util.find_spec("bitsandbytes") is None:
-            raise HarnessError("8-bit loading needs bitsandbytes; install it with `pip install bitsandbytes` or set model.load_in_8bit: false")
+    if quantization != "none" and importlib.util.find_spec("bitsandbytes") is None:
+        raise HarnessError(f"{quantization} loading needs bitsandbytes; install it with `pip install bitsandbytes` or set model.quantization: none")
+    if quantization == "int8":
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+    elif quantization == "nf4":
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32
+        )
     try:
         model = AutoModelForCausalLM.from_pretrained(ref, **kwargs)
     except OSError as exc:
@@ -202,7 +207,7 @@ def load_causal_lm(ref: str, cfg: ModelConfig, *, load_in_8bit: bool | None = No
         raise HarnessError(
             f"{ref}: the model needs code from its own repository to load; set model.trust_remote_code: true only if you trust that code"
         ) from exc
-    if eight_bit:
+    if quantization != "none":
         _copy_out_of_checkpoint_mapping(model)
     model.config.use_cache = True
     return model
@@ -212,8 +217,8 @@ def _copy_out_of_checkpoint_mapping(model: Any) -> None:
     """Give the tensors that stay unquantized (embeddings, norms) memory of their own.
 
     safetensors maps the checkpoint file and fp32 tensors loaded as-is stay views into it, so the
-    whole fp32 file (every page quantization read) stays mapped and resident for the life of an
-    8-bit model. Copying the few unquantized tensors lets the mapping go: about 400 MB less
+    whole fp32 file (every page quantization read) stays mapped and resident for the life of a
+    quantized model (int8 weights, or NF4 weights packed in uint8). Copying the few unquantized tensors lets the mapping go: about 400 MB less
     resident memory for SmolLM2-135M (benchmarks/README.md).
     """
     import gc
@@ -222,7 +227,7 @@ def _copy_out_of_checkpoint_mapping(model: Any) -> None:
 
     with torch.no_grad():
         for tensor in [*model.parameters(), *model.buffers()]:
-            if tensor.dtype != torch.int8:
+            if tensor.dtype not in (torch.int8, torch.uint8):
                 tensor.data = tensor.data.clone()
     gc.collect()
 

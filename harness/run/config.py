@@ -33,6 +33,9 @@ def _resolve(value: Path | None, info: ValidationInfo) -> Path | None:
     return (Path(base) / value).resolve() if base else value
 
 
+Quantization = Literal["int8", "nf4", "none"]
+
+
 class ModelConfig(Strict):
     """Which model to start from and how to load it."""
 
@@ -41,12 +44,33 @@ class ModelConfig(Strict):
     revision: str | None = None
     cache_dir: Path | None = None
     """Where converted embedded models are cached; default `~/.cache/harness/models`."""
-    load_in_8bit: bool = True
+    quantization: Quantization = "int8"
+    """How the frozen base is held while a stage trains: `int8` (LLM.int8), `nf4` (4-bit) or `none` (fp32)."""
     trust_remote_code: bool = False
     allow_pickle: bool = False
     """Allow `.bin`/pickle weights; off because unpickling runs arbitrary code."""
 
     _resolve_cache = field_validator("cache_dir")(_resolve)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_load_in_8bit(cls, data: Any) -> Any:
+        """The older `load_in_8bit` setting: true means `quantization: int8`, false means not int8."""
+        if not isinstance(data, dict) or "load_in_8bit" not in data:
+            return data
+        data = dict(data)
+        eight_bit = data.pop("load_in_8bit")
+        if not isinstance(eight_bit, bool):
+            raise ValueError(f"model.load_in_8bit must be true or false (got {eight_bit!r}); write model.quantization: int8, nf4 or none instead")
+        if eight_bit:
+            data["quantization"] = "int8"
+        elif data.get("quantization", "int8") == "int8":
+            data["quantization"] = "none"
+        return data
+
+    @property
+    def load_in_8bit(self) -> bool:
+        return self.quantization == "int8"
 
 
 class DomainDataConfig(Strict):

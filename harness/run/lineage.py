@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 BASE = "base"
 Stage = Literal["domain", "instruct"]
 OVERRIDABLE_SECTIONS = ("lora.", "training.", "data.domain.", "data.counseling.")
-OVERRIDABLE_KEYS = ("seed",)
+OVERRIDABLE_KEYS = ("seed", "model.quantization")
 """Settings an arm may change for itself; evals, the model and safety data stay the run's, so every arm
 is measured on the same items with the same settings."""
 

@@ -85,6 +85,8 @@ class Manifest(BaseModel):
     tokens_per_s: float = 0.0
     bf16_autocast: bool = False
     load_in_8bit: bool = True
+    quantization: str | None = None
+    """`int8`, `nf4` or `none`: how the frozen base was held while training (None in older manifests)."""
     train_loss: list[LossPoint] = []
     eval_loss: list[LossPoint] = []
     """Held-out loss per epoch; the first point (step 0) is the starting model's."""

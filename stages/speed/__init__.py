@@ -15,7 +15,7 @@ from harness.stages.speed.lora_dropout import use_lane_dropout
 from harness.stages.speed.short_attention import use_short_sequence_attention
 
 
-def prepare_for_lora_training(model: Any, peft_config: Any, *, load_in_8bit: bool) -> Any:
+def prepare_for_lora_training(model: Any, peft_config: Any, *, quantization: str) -> Any:
     """`model` with LoRA adapters from `peft_config`, made cheaper to train by each piece here.
 
     The int8 base layers train in the autocast dtype (int8_linear), the loss is computed a block of
@@ -27,8 +27,9 @@ def prepare_for_lora_training(model: Any, peft_config: Any, *, load_in_8bit: boo
 
     if model.device.type == "cpu":
         keep_freed_memory_in_heap()
-    if load_in_8bit:
+    if quantization != "none":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    if quantization == "int8":
         train_int8_in_autocast_dtype(model)
     model.config.use_cache = False
     model.loss_function = causal_lm_loss
