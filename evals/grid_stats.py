@@ -1,4 +1,4 @@
-"""What a grid run found: each table contrast at each grid point, and each axis's main effect, over seeds and items.
+"""What a grid run found: each arm and contrast at each grid point, and each axis's main effect, over seeds and items.
 
 Reads the per-sample logs of the plan's nodes (never a model) and writes `grid.json` in the run directory: for
 every contrast of the arms table (each arm vs base, vs its parent, and the named ones), every grid
@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from harness.evals.registry import MetricSpec, get_eval
-from harness.evals.seed_stats import SeededEstimate, seeded_delta
+from harness.evals.seed_stats import SeededEstimate, seeded_delta, seeded_metric
 from harness.evals.stats import aggregate
 from harness.run.config import HarnessConfig
 from harness.run.grid import GridPoint, Plan
-from harness.run.grid_results import GRID_RESULTS, GridCell, GridResult, MainEffect, PointInfo, SeededValue
+from harness.run.grid_results import GRID_RESULTS, ArmValue, GridCell, GridResult, MainEffect, PointInfo, SeededValue
 from harness.run.lineage import Contrast
 from harness.run.results import SampleRecord, read_samples
 
@@ -65,9 +65,20 @@ def _estimate(
     return _seeded_value(estimate, per_replicate)
 
 
-def _seeded_value(estimate: SeededEstimate, per_replicate: list[float]) -> SeededValue:
+def _arm_value(nodes: list[str], eval_name: str, metric: MetricSpec, read: SampleReader, config: HarnessConfig) -> SeededValue | None:
+    """A metric of the nodes (one per seed) averaged over seeds, with its seeds x items interval."""
+    records = [read(node, eval_name) for node in nodes]
+    items = _shared_items(records, metric)
+    if not items:
+        return None
+    values, weights = _matrix(records, metric, items)
+    estimate = seeded_metric(values, weights, metric.aggregation, resamples=config.eval.bootstrap_resamples, seed=config.seed)
+    return _seeded_value(estimate, [aggregate(metric.aggregation, v, w) for v, w in zip(values, weights)], with_p=False)
+
+
+def _seeded_value(estimate: SeededEstimate, per_replicate: list[float], *, with_p: bool = True) -> SeededValue:
     return SeededValue(
-        value=estimate.value, ci_low=estimate.ci_low, ci_high=estimate.ci_high, p_value=estimate.p_value,
+        value=estimate.value, ci_low=estimate.ci_low, ci_high=estimate.ci_high, p_value=estimate.p_value if with_p else None,
         seed_sd=estimate.seed_sd, item_ci_low=estimate.item_ci[0], item_ci_high=estimate.item_ci[1],
         n_replicates=estimate.n_seeds, n_items=estimate.n_items, per_replicate=per_replicate,
     )
@@ -81,7 +92,14 @@ def grid_results(config: HarnessConfig, read: SampleReader) -> GridResult:
     """Every table contrast x grid point x metric, and every axis value's main effect."""
     plan = config.plan
     specs = [(name, metric) for name in config.eval.suite for metric in get_eval(name).metrics]
-    cells, effects = [], []
+    cells, effects, arm_values = [], [], []
+    for arm in config.table.arms:
+        for eval_name, metric in specs:
+            for point in plan.points:
+                nodes = [plan.node(arm.name, point.id, seed) for seed in plan.seeds]
+                value = _arm_value(nodes, eval_name, metric, read, config)
+                if value is not None:
+                    arm_values.append(ArmValue(arm=arm.name, point=point.id, metric=metric.name, value=value))
     for contrast in config.table.contrasts():
         for eval_name, metric in specs:
             for point in plan.points:
@@ -99,6 +117,7 @@ def grid_results(config: HarnessConfig, read: SampleReader) -> GridResult:
     return GridResult(
         points=[PointInfo(id=p.id, label=p.label, axes={k: str(v) for k, v in p.axes.items()}) for p in plan.points],
         seeds=plan.seeds,
+        arm_values=arm_values,
         cells=cells,
         main_effects=effects,
         presentation={metric.name: metric.presentation for _, metric in specs},

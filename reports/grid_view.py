@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.reports.compare import classify_change
-from harness.reports.format import format_delta, format_delta_ci, format_p, significance_marker
+from harness.reports.format import format_ci, format_delta, format_delta_ci, format_p, format_value, significance_marker
 from harness.reports.verdict import VerdictSentence, metric_phrase
 from harness.run.grid_results import GridResult, SeededValue
 from harness.run.lineage import Lineage
@@ -34,6 +34,8 @@ class GridView:
     contrasts: list[GridTable]
     main_effects: list[GridTable]
     verdict: list[VerdictSentence]
+    arms: GridTable | None
+    """Every arm at every point: each metric's mean over seeds (folded in the report)."""
 
 
 def _moved(value: SeededValue, higher_is_better: bool | None) -> int:
@@ -50,6 +52,22 @@ def _cell(display: MetricPresentation, value: SeededValue, higher_is_better: boo
         f"items only {format_delta_ci(display, value.item_ci_low, value.item_ci_high)} · "
         f"better in {_moved(value, higher_is_better)}/{value.n_replicates}"
     )
+
+
+def _arm_table(grid: GridResult) -> GridTable | None:
+    found = {(v.arm, v.point, v.metric): v.value for v in grid.arm_values}
+    if not found:
+        return None
+    metrics = list(grid.presentation)
+    rows = []
+    for arm, point in dict.fromkeys((arm, point) for arm, point, _ in found):
+        cells = []
+        for metric in metrics:
+            value, display = found.get((arm, point, metric)), grid.presentation[metric]
+            cells.append("—" if value is None else f"{format_value(display, value.value)} {format_ci(display, value.ci_low, value.ci_high)} "
+                                                    f"· seed SD {format_delta(display, value.seed_sd).lstrip('+')}")
+        rows.append((f"{arm} @ {point}", cells))
+    return GridTable("Per arm, mean over seeds [95% CI with seeds]", [grid.presentation[m].label for m in metrics], rows)
 
 
 def _headline_metrics(grid: GridResult, lineage: Lineage, arm: str, reference: str) -> list[str]:
@@ -99,4 +117,4 @@ def grid_view(grid: GridResult, table: Lineage) -> GridView:
                 for axis, value in keys
             ]
             effects.append(GridTable(contrast.label, [grid.presentation[m].label for m in metrics], rows))
-    return GridView(grid.seeds, [(p.id, p.label) for p in grid.points], contrasts, effects, sentences)
+    return GridView(grid.seeds, [(p.id, p.label) for p in grid.points], contrasts, effects, sentences, _arm_table(grid))

@@ -113,3 +113,14 @@ def test_a_second_grid_run_reuses_every_node(grid_run):
     assert out.count("checkpoint is up to date, skipping") == 6
     assert out.count("results are up to date, skipping") == 7
     assert json.loads((grid_run / "grid.json").read_text())["seeds"] == [0, 1]
+
+
+def test_every_arm_has_its_mean_over_seeds_in_the_grid_results_and_the_report(grid_run):
+    grid = GridResult.load(grid_run / "grid.json")
+    values = {(v.arm, v.point, v.metric): v.value for v in grid.arm_values}
+    instruct = values[("instruct", "p1", "heldout_perplexity")]
+    assert instruct.n_replicates == 2 and instruct.p_value is None
+    assert instruct.value == pytest.approx(sum(instruct.per_replicate) / 2)
+    assert instruct.ci_low <= instruct.value <= instruct.ci_high
+    report = (grid_run / "report.md").read_text(encoding="utf-8")
+    assert "Per arm, mean over seeds" in report and "instruct @ p1" in report

@@ -18,10 +18,11 @@ SCHEMA_VERSION = 1
 
 class SeededValue(BaseModel):
     value: float
-    """Mean over replicates (seeds, or points x seeds for a main effect) of the paired delta."""
+    """Mean over replicates (seeds, or points x seeds for a main effect) of the metric or paired delta."""
     ci_low: float
     ci_high: float
-    p_value: float
+    p_value: float | None
+    """Against 0, for deltas; None for a metric's own value."""
     seed_sd: float
     """SD of the per-replicate deltas: training randomness (and, for a main effect, the other axes)."""
     item_ci_low: float
@@ -30,6 +31,15 @@ class SeededValue(BaseModel):
     n_replicates: int
     n_items: int
     per_replicate: list[float]
+
+
+class ArmValue(BaseModel):
+    """A table arm's metric at one grid point: the mean over seeds, with its seeds x items interval."""
+
+    arm: str
+    point: str
+    metric: str
+    value: SeededValue
 
 
 class GridCell(BaseModel):
@@ -61,6 +71,7 @@ class GridResult(BaseModel):
     schema_version: int = SCHEMA_VERSION
     points: list[PointInfo]
     seeds: list[int]
+    arm_values: list[ArmValue] = []
     cells: list[GridCell]
     main_effects: list[MainEffect]
     presentation: dict[str, MetricPresentation]
