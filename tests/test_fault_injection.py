@@ -62,8 +62,8 @@ KILL_POINTS: dict[str, Marker] = {
 }
 
 
-def _command(run_dir: Path) -> list[str]:
-    return [sys.executable, "-c", "from harness.cli import app; app()", "run-all", "--config", "configs/tiny.yaml", "--output", str(run_dir)]
+def _command(run_dir: Path, extra: tuple[str, ...] = ()) -> list[str]:
+    return [sys.executable, "-c", "from harness.cli import app; app()", "run-all", "--config", "configs/tiny.yaml", "--output", str(run_dir), *extra]
 
 
 def _env(scratch: Path) -> dict[str, str]:
@@ -71,18 +71,18 @@ def _env(scratch: Path) -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TMPDIR": str(scratch)}
 
 
-def _run_to_completion(run_dir: Path, scratch: Path) -> str:
+def _run_to_completion(run_dir: Path, scratch: Path, extra: tuple[str, ...] = ()) -> str:
     """Run `run-all` to the end; return its stderr (where the progress and skip lines go) with whitespace collapsed."""
-    done = subprocess.run(_command(run_dir), cwd=REPO, env=_env(scratch), capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    done = subprocess.run(_command(run_dir, extra), cwd=REPO, env=_env(scratch), capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     assert done.returncode == 0, done.stderr[-3000:]
     return " ".join(done.stderr.split())
 
 
-def _run_and_kill(run_dir: Path, scratch: Path, marker: Marker) -> float:
+def _run_and_kill(run_dir: Path, scratch: Path, marker: Marker, extra: tuple[str, ...] = ()) -> float:
     """Start `run-all`, SIGKILL it the moment `marker` holds; return the seconds it ran."""
     started = time.monotonic()
     with open(scratch.parent / "killed.stderr", "w") as log:
-        process = subprocess.Popen(_command(run_dir), cwd=REPO, env=_env(scratch), stdout=subprocess.DEVNULL, stderr=log)
+        process = subprocess.Popen(_command(run_dir, extra), cwd=REPO, env=_env(scratch), stdout=subprocess.DEVNULL, stderr=log)
         try:
             while not marker(run_dir, scratch):
                 assert process.poll() is None, f"run-all ended (rc {process.returncode}) before the kill point was reached"
@@ -220,3 +220,30 @@ def test_sigkilled_run_resumes_to_the_reference_results(reference_run, tmp_path,
     assert _temporaries(run_dir) == []
     _assert_nothing_complete_is_corrupt(run_dir)
     _assert_same_results(run_dir, reference_run)
+
+
+GRID = ("--set", "arms=[domain, instruct]", "--set", "grid={training.instruct.learning_rate: [0.001, 0.002]}",
+        "--set", "seeds=[0, 1]", "--set", "eval.suite=[perplexity, similarity]")
+GRID_NODES = ("domain.p0.s0", "domain.p0.s1", "instruct.p0.s0", "instruct.p0.s1", "instruct.p1.s0", "instruct.p1.s1")
+
+
+def test_a_grid_killed_mid_training_resumes_to_the_uninterrupted_grid_results(tmp_path, embedded_model_dir):
+    from harness.run.grid_results import GridResult
+
+    reference, run_dir = tmp_path / "reference", tmp_path / "run"
+    _run_to_completion(reference, tmp_path / "scratch-reference", GRID)
+    _run_and_kill(run_dir, tmp_path / "scratch", lambda run, scratch: _training(run, scratch, "instruct.p1.s0"), GRID)
+    _assert_nothing_complete_is_corrupt(run_dir)
+    complete = {p.parent.name for p in _complete(run_dir, "checkpoints/*/manifest.json")} - {"base"}
+    assert "domain.p0.s0" in complete and "instruct.p1.s0" not in complete
+
+    log = _run_to_completion(run_dir, tmp_path / "scratch", GRID)
+
+    assert {node for node in GRID_NODES if f"{node}: checkpoint is up to date, skipping" in log} == complete
+    assert _temporaries(run_dir) == []
+    mine, theirs = GridResult.load(run_dir / "grid.json"), GridResult.load(reference / "grid.json")
+    assert [(c.arm, c.reference, c.point, c.metric) for c in mine.cells] == [(c.arm, c.reference, c.point, c.metric) for c in theirs.cells]
+    for got, want in zip(mine.cells, theirs.cells):
+        training = got.metric in TRAINING_BASED_METRICS
+        for field in ("value", "ci_low", "ci_high"):
+            _assert_equal(getattr(got.delta, field), getattr(want.delta, field), training, f"{got.arm}-{got.reference} {got.point} {got.metric} {field}")
