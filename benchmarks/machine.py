@@ -1,30 +1,9 @@
-"""The machine's measured matmul ceiling per dtype (the roofline training is compared with) and its description."""
+"""The machine's description for a benchmark record (its matmul ceiling: `harness.models.throughput`)."""
 
 from __future__ import annotations
 
 import platform
-import statistics
-import time
 from typing import Any
-
-ROOFLINE_REPEATS = 20
-"""Timed matmuls per dtype: enough that a moment of other load on the machine does not move the median."""
-
-
-def matmul_gflops(dtype_name: str, *, size: int = 2048, repeats: int = ROOFLINE_REPEATS) -> float:
-    """Median GFLOP/s of a `size`-square matmul in `dtype_name` ("float32" or "bfloat16") on the CPU."""
-    import torch
-
-    dtype = getattr(torch, dtype_name)
-    a = torch.randn(size, size).to(dtype)
-    b = torch.randn(size, size).to(dtype)
-    torch.matmul(a, b)
-    seconds = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        torch.matmul(a, b)
-        seconds.append(time.perf_counter() - started)
-    return 2 * size**3 / statistics.median(seconds) / 1e9
 
 
 def cpu_flags() -> list[str]:

@@ -27,7 +27,7 @@ console = Console()
 
 
 def roofline() -> dict[str, float]:
-    from benchmarks.machine import matmul_gflops
+    from harness.models.throughput import matmul_gflops
 
     return {"float32": matmul_gflops("float32"), "bfloat16": matmul_gflops("bfloat16")}
 
@@ -79,7 +79,8 @@ def perplexity(config_path: Path, repeats: int) -> dict[str, Any]:
 
 def training(config_path: Path, workdir: Path, max_steps: int, repeats: int, ceilings: dict[str, float]) -> dict[str, Any]:
     """Every stage x base x compute setting `repeats` times, interleaved so that drift in the machine's speed hits all alike."""
-    from benchmarks.training import forward_flops_per_token, frozen_int8_layer_ms, median_row, train_stage, training_pieces_ms
+    from benchmarks.training import frozen_int8_layer_ms, median_row, train_stage, training_pieces_ms
+    from harness.models.throughput import forward_flops_per_token
     from harness.run.config import load_config
     from harness.models.loading import resolve_model
     from harness.stages.speed.cpu_heap import keep_freed_memory_in_heap

@@ -25,18 +25,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
+
 HARNESS = str(Path(sys.executable).parent / "harness")
-
-
-def forward_flops_per_token(model_config: Any, seq_len: int) -> float:
-    """FLOPs of one token's forward pass through a Llama/Qwen-style decoder at sequence length `seq_len`."""
-    hidden = model_config.hidden_size
-    heads = model_config.num_attention_heads
-    head_dim = getattr(model_config, "head_dim", None) or hidden // heads
-    kv_dim = model_config.num_key_value_heads * head_dim
-    per_layer = hidden * heads * head_dim * 2 + hidden * kv_dim * 2 + 3 * hidden * model_config.intermediate_size
-    matmul_weights = model_config.num_hidden_layers * per_layer + hidden * model_config.vocab_size
-    return 2 * matmul_weights + 2 * model_config.num_hidden_layers * seq_len * heads * head_dim
 
 
 def train_stage(config: Path, stage: str, workdir: Path, *, load_in_8bit: bool, bf16: bool, max_steps: int) -> dict[str, Any]:

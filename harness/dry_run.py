@@ -2,7 +2,9 @@
 
 Training cost is estimated from the stage's token count (read from the data with the tokenizer,
 times epochs, capped by `max_steps`) and the tokens/s that earlier runs of the same model and stage
-measured (their manifests under `output_dir`); without such a run, the tokens alone are shown.
+measured (their manifests under `output_dir`); without such a run, from this machine's matmul rate,
+measured on the spot, at the share of it the stages reached in the recorded benchmark
+(`harness.models.throughput`), and the table says which source each estimate came from.
 """
 
 from __future__ import annotations
@@ -46,36 +48,54 @@ def stage_tokens(config: HarnessConfig, stage: str, data: Any, tokenizer: Any) -
     return tokens
 
 
+def machine_tokens_per_s(config: HarnessConfig, stage: str, model_config: Any, gflops: float) -> float:
+    """Tokens/s the machine's measured matmul rate allows for this stage's sequence length."""
+    from harness.models.throughput import estimated_tokens_per_s
+
+    seq_len = config.data.domain.max_length if stage == "domain" else config.training.instruct.max_length
+    return estimated_tokens_per_s(model_config, seq_len, gflops)
+
+
 def show_plan(config: HarnessConfig) -> None:
     """Print every node (stage, parent, settings, what it serves) and the estimated training time."""
+    from transformers import AutoConfig
+
     from harness.data.run_data import load_run_data
-    from harness.models.loading import load_tokenizer, resolve_model
+    from harness.models.loading import bf16_supported, load_tokenizer, resolve_model
+    from harness.models.throughput import matmul_gflops
 
     plan = config.plan
-    tokenizer = load_tokenizer(resolve_model(config.model), config.model)
+    base_ref = resolve_model(config.model)
+    tokenizer = load_tokenizer(base_ref, config.model)
+    model_config = AutoConfig.from_pretrained(base_ref, trust_remote_code=config.model.trust_remote_code)
+    gflops = matmul_gflops("bfloat16" if bf16_supported() else "float32", repeats=5)
     data = load_run_data(config)
     table = Table(title="Plan (nothing is written by --dry-run)", show_lines=False)
     for column in ("node", "stage", "parent", "settings", "serves", "tokens", "est. time"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("node", "parent"))
     serves: dict[str, int] = {}
     for member in plan.members:
         serves[member.node] = serves.get(member.node, 0) + 1
-    total_seconds, unknown = 0.0, 0
+    total_seconds, from_machine = 0.0, 0
     for arm in plan.lineage.training_order():
         arm_config = config.arm_config(arm.name)
         tokens = stage_tokens(arm_config, arm.stage, data, tokenizer)
         speed = measured_tokens_per_s(config, arm.stage)
-        seconds = tokens / speed if speed else None
-        total_seconds += seconds or 0.0
-        unknown += seconds is None
+        if speed is None:
+            speed, from_machine = machine_tokens_per_s(arm_config, arm.stage, model_config, gflops), from_machine + 1
+        seconds = tokens / speed
+        total_seconds += seconds
         settings = ", ".join(f"{k}={v}" for k, v in arm.overrides.items()) or "-"
         table.add_row(shown(arm.name), arm.stage, shown(arm.parent), shown(settings), str(serves.get(arm.name, 0)),
-                      f"{tokens:,}", f"{seconds / 60:.1f} min" if seconds else "unknown")
+                      f"{tokens:,}", f"{seconds / 60:.1f} min")
     console.print(table)
     members, nodes = len(plan.members), len(plan.lineage.arms)
     console.print(
         f"{len(config.table.arms)} table arm(s) x {len(plan.points)} grid point(s) x {len(plan.seeds)} seed(s) = {members} "
         f"arm instances -> {nodes} trained node(s) ({members - nodes} shared), {nodes + 1} evaluated (base once)"
     )
-    note = f"; {unknown} node(s) without a measured speed (no earlier run of this model and stage)" if unknown else ""
-    console.print(f"Estimated training time: {total_seconds / 60:.1f} min{note}")
+    note = (
+        f"; {from_machine} node(s) estimated from this machine's matmul rate ({gflops:.0f} GFLOP/s) at the benchmark's "
+        "recorded share of it, the others from earlier runs' tokens/s" if from_machine else "; from earlier runs' tokens/s"
+    )
+    console.print(f"Estimated training time (evals not included): {total_seconds / 60:.1f} min{note}")

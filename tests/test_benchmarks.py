@@ -5,7 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from benchmarks.report import markdown, targets
-from benchmarks.training import forward_flops_per_token, median_row
+from benchmarks.training import median_row
+from harness.models.throughput import forward_flops_per_token
 
 
 def test_forward_flops_count_every_matmul_weight_twice_plus_attention():

@@ -1,0 +1,48 @@
+"""How fast this machine can train a model, from first principles: its measured matmul rate and the model's FLOPs.
+
+Shared by the benchmark (which reports training as a share of this ceiling) and `run-all --dry-run`
+(which estimates a plan's training time before anything ran).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+RECORDED_TRAINING_SHARE = 0.45
+"""Share of the matmul ceiling the stages reach in the default setting (int8 base, bf16 autocast): domain 50%,
+instruct 44% in the recorded benchmark (benchmarks/README.md, 2026-11-25); other settings differ."""
+
+
+def matmul_gflops(dtype_name: str, *, size: int = 2048, repeats: int = 20) -> float:
+    """Median GFLOP/s of a `size`-square matmul in `dtype_name` ("float32" or "bfloat16") on the CPU."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    a = torch.randn(size, size).to(dtype)
+    b = torch.randn(size, size).to(dtype)
+    torch.matmul(a, b)
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        torch.matmul(a, b)
+        seconds.append(time.perf_counter() - started)
+    return 2 * size**3 / statistics.median(seconds) / 1e9
+
+
+def forward_flops_per_token(model_config: Any, seq_len: int) -> float:
+    """FLOPs of one token's forward pass through a Llama/Qwen-style decoder at sequence length `seq_len`."""
+    hidden = model_config.hidden_size
+    heads = model_config.num_attention_heads
+    head_dim = getattr(model_config, "head_dim", None) or hidden // heads
+    kv_dim = model_config.num_key_value_heads * head_dim
+    per_layer = hidden * heads * head_dim * 2 + hidden * kv_dim * 2 + 3 * hidden * model_config.intermediate_size
+    matmul_weights = model_config.num_hidden_layers * per_layer + hidden * model_config.vocab_size
+    return 2 * matmul_weights + 2 * model_config.num_hidden_layers * seq_len * heads * head_dim
+
+
+def estimated_tokens_per_s(model_config: Any, seq_len: int, gflops: float) -> float:
+    """Training tokens/s at the recorded share of the ceiling; a LoRA step on a frozen base costs about two
+    forward passes (the forward and the input-gradient half of the backward)."""
+    return RECORDED_TRAINING_SHARE * gflops * 1e9 / (2 * forward_flops_per_token(model_config, seq_len))
