@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.markdown import Markdown
 
-from benchmarks.machine import ROOFLINE_REPEATS
+from harness.models.throughput import ROOFLINE_REPEATS
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

@@ -15,7 +15,11 @@ RECORDED_TRAINING_SHARE = 0.45
 instruct 44% in the recorded benchmark (benchmarks/README.md, 2026-11-25); other settings differ."""
 
 
-def matmul_gflops(dtype_name: str, *, size: int = 2048, repeats: int = 20) -> float:
+ROOFLINE_REPEATS = 20
+"""Timed matmuls per dtype: enough that a moment of other load on the machine does not move the median."""
+
+
+def matmul_gflops(dtype_name: str, *, size: int = 2048, repeats: int = ROOFLINE_REPEATS) -> float:
     """Median GFLOP/s of a `size`-square matmul in `dtype_name` ("float32" or "bfloat16") on the CPU."""
     import torch
 
