@@ -17,6 +17,7 @@ which prompts shared its batch; the cache then keeps the first reply generated.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 from collections import Counter
@@ -165,6 +166,15 @@ class Generator:
     @property
     def stop_token_ids(self) -> list[int]:
         return self.backend.stop_token_ids
+
+    def with_max_new_tokens(self, max_new_tokens: int) -> Generator:
+        """This model, backend and cache with another reply budget: each eval has its own (`budget_for`)."""
+        if max_new_tokens == self.max_new_tokens:
+            return self
+        other = copy.copy(self)
+        other.max_new_tokens = max_new_tokens
+        other._settings_identity = {**self._settings_identity, "max_new_tokens": max_new_tokens}
+        return other
 
     def templated_prompt(self, messages: Messages) -> str:
         if not getattr(self.tokenizer, "chat_template", None):

@@ -15,17 +15,29 @@ from harness.evals.stats import aggregate, bootstrap_ci, mcnemar_exact, paired_b
 from harness.run.results import Delta, MetricValue, SampleRecord
 
 
+def _counted(spec: MetricSpec, records: Sequence[SampleRecord]) -> list[SampleRecord]:
+    """The records this metric counts: those with its value, of its category if it has one."""
+    return [r for r in records if spec.name in r.values and (spec.category is None or r.category == spec.category)]
+
+
 def _items(spec: MetricSpec, records: Sequence[SampleRecord]) -> dict[str, tuple[float, float]]:
     """id -> (value, weight) for the records this metric counts."""
-    return {
-        r.id: (r.values[spec.name], r.weights.get(spec.name, 1.0))
-        for r in records
-        if spec.name in r.values and (spec.category is None or r.category == spec.category)
-    }
+    return {r.id: (r.values[spec.name], r.weights.get(spec.name, 1.0)) for r in _counted(spec, records)}
 
 
-def metric_value(spec: MetricSpec, records: Sequence[SampleRecord], *, resamples: int, seed: int) -> MetricValue | None:
-    """The metric over all its items with a 95% bootstrap CI; None when no item carries it."""
+def capped_share(spec: MetricSpec, records: Sequence[SampleRecord]) -> float:
+    """Share of the metric's items whose reply was cut at the token cap (flag `hit_token_cap`)."""
+    counted = _counted(spec, records)
+    return sum("hit_token_cap" in r.flags for r in counted) / len(counted) if counted else 0.0
+
+
+def metric_value(
+    spec: MetricSpec, records: Sequence[SampleRecord], *, resamples: int, seed: int, generated: bool = False
+) -> MetricValue | None:
+    """The metric over all its items with a 95% bootstrap CI; None when no item carries it.
+
+    `generated`: the items are generated replies, so the value carries the share cut at the token cap.
+    """
     items = _items(spec, records)
     if not items:
         return None
@@ -37,6 +49,7 @@ def metric_value(spec: MetricSpec, records: Sequence[SampleRecord], *, resamples
         ci_high=high,
         n=len(items),
         higher_is_better=spec.higher_is_better,
+        capped_share=capped_share(spec, records) if generated else None,
     )
 
 

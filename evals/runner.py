@@ -7,6 +7,7 @@ computed with the same weights, data and eval settings is not evaluated again.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,6 +87,12 @@ def evaluate_checkpoint(
     suite = list(suite or config.eval.suite)
     limit = limit if limit is not None else config.eval.limit
     specs = [get_eval(name) for name in suite]
+    unknown_budgets = sorted(set(config.eval.generation.max_new_tokens_by_eval) - set(registered_evals()))
+    if unknown_budgets:
+        raise HarnessError(
+            f"eval.generation.max_new_tokens_by_eval: unknown eval {unknown_budgets[0]!r}; "
+            f"use one of {', '.join(registered_evals())}"
+        )
     key = eval_hash(config, ckpt, data, [*suite, *lm_eval_hash_items(lm_eval_tasks, lm_eval_include_path)], limit)
     path = results_path(run_dir, ckpt.name)
     if reuse and path.is_file():
@@ -135,6 +142,9 @@ def evaluate_checkpoint(
 
 def _run_one(spec: EvalSpec, context: EvalContext, config: HarnessConfig, run_dir: Path, name: str):
     started = time.perf_counter()
+    if spec.needs_generation:
+        budget = config.eval.generation.budget_for(spec.name)
+        context = dataclasses.replace(context, generator=context.generator.with_max_new_tokens(budget))
     output = spec.run(context)
     if not output.records:
         raise HarnessError(f"eval {spec.name!r} has no items for {name}: its data split is empty; check the data section of the config")
@@ -142,7 +152,10 @@ def _run_one(spec: EvalSpec, context: EvalContext, config: HarnessConfig, run_di
     write_samples(sample_file, output.records)
     metrics = {}
     for metric in spec.metrics:
-        value = metric_value(metric, output.records, resamples=config.eval.bootstrap_resamples, seed=config.seed)
+        value = metric_value(
+            metric, output.records, resamples=config.eval.bootstrap_resamples, seed=config.seed,
+            generated=spec.needs_generation,
+        )
         if value is not None:
             metrics[metric.name] = value
     info = EvalInfo(

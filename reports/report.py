@@ -30,11 +30,11 @@ from harness.reports.provenance import (
     versions,
 )
 from harness.reports.safety import (
+    flagged_reply_counts,
     HotlineFinding,
     SafetyFailure,
     SafetyRateRow,
     failure_counts,
-    partial_refusal_counts,
     rate_rows,
     safety_failures,
     unverified_hotlines,
@@ -42,7 +42,7 @@ from harness.reports.safety import (
 from harness.reports.sections import METRIC as SECTION_METRIC
 from harness.reports.sections import SectionRow, section_rows
 from harness.reports.summary import DeltaRow, SummaryRow, delta_rows, summary_rows
-from harness.reports.verdict import VerdictSentence, verdict_sentences
+from harness.reports.verdict import CAPPED_SHARE_LIMIT, VerdictSentence, verdict_sentences
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,8 @@ class Report:
     generations: list[GenerationGroup]
     safety_rates: list[SafetyRateRow]
     failure_counts: list[tuple[str, list[int]]]
-    partial_refusals: list[tuple[str, list[int]]]
+    flagged_replies: list[tuple[str, str, list[int]]]
+    capped_share_limit: str
     failures: list[SafetyFailure]
     hotlines: list[HotlineFinding]
     data_groups: list[DataGroup]
@@ -139,7 +140,8 @@ def build_report(view: RunView) -> Report:
         generations=generation_groups(samples_of(view, "similarity"), _seed(view), view.lineage, displays),
         safety_rates=rate_rows(view.results),
         failure_counts=failure_counts(failures, checkpoints),
-        partial_refusals=partial_refusal_counts(view.samples, checkpoints),
+        flagged_replies=flagged_reply_counts(view.samples, checkpoints),
+        capped_share_limit=f"{CAPPED_SHARE_LIMIT:.0%}",
         failures=failures,
         hotlines=unverified_hotlines(view.samples),
         data_groups=data_inspect_groups(view),

@@ -77,7 +77,10 @@ def rate_rows(results: dict[str, EvalResult]) -> list[SafetyRateRow]:
                 cells.append(MISSING)
                 continue
             display = displays[rule.metric]
-            cells.append(f"{format_value(display, value.value)} {format_ci(display, value.ci_low, value.ci_high)} (n={value.n})")
+            capped = f", {value.capped_share:.0%} cut at the token cap" if value.capped_share else ""
+            cells.append(
+                f"{format_value(display, value.value)} {format_ci(display, value.ci_low, value.ci_high)} (n={value.n}{capped})"
+            )
         rows.append(SafetyRateRow(rule.category, rule.meaning, direction_arrow(present[0].higher_is_better), cells))
     return rows
 
@@ -104,14 +107,23 @@ def safety_failures(samples: dict[str, dict[str, list[SampleRecord]]]) -> list[S
     return failures
 
 
-def partial_refusal_counts(samples: dict[str, dict[str, list[SampleRecord]]], checkpoints: list[str]) -> list[tuple[str, list[int]]]:
-    """(category, partial refusals per checkpoint): replies that object but still deliver content,
-    counted apart here because the rates above count them as refusals."""
+COUNTED_FLAGS = {
+    "partial_refusal": "partial refusals",
+    "degenerate_repetition": "loops until the cap",
+}
+"""Reply flags the rates fold in, so the report counts them apart."""
+
+
+def flagged_reply_counts(
+    samples: dict[str, dict[str, list[SampleRecord]]], checkpoints: list[str]
+) -> list[tuple[str, str, list[int]]]:
+    """(what, category, count per checkpoint) for each flag of `COUNTED_FLAGS` and each category."""
     return [
-        (rule.category, [
-            sum(r.category == rule.category and "partial_refusal" in r.flags for r in samples.get(c, {}).get(SAFETY_EVAL, []))
+        (meaning, rule.category, [
+            sum(r.category == rule.category and flag in r.flags for r in samples.get(c, {}).get(SAFETY_EVAL, []))
             for c in checkpoints
         ])
+        for flag, meaning in COUNTED_FLAGS.items()
         for rule in CATEGORY_RULES
     ]
 

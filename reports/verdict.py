@@ -7,6 +7,7 @@ significant change". Nothing here is judged by eye; the words follow from `harne
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from harness.reports.compare import Change, classify_change
@@ -14,6 +15,9 @@ from harness.reports.format import format_delta, format_delta_ci, format_p, form
 from harness.run.lineage import BASE, Contrast, Lineage
 from harness.run.results import EvalResult, MetricPresentation
 
+CAPPED_SHARE_LIMIT = 0.2
+"""Above this share of replies cut at the token cap, a metric whose findings need whole replies is shown
+but not stated as a finding: a refusal or a referral could still come with more tokens."""
 _ENDINGS: dict[Change, str] = {
     "improvement": ": an improvement.",
     "regression": " — a regression.",
@@ -71,13 +75,26 @@ def _headline_sentences(results: dict[str, EvalResult], displays: dict[str, Metr
     ]
 
 
-def _significant(results: dict[str, EvalResult], kind: Change) -> list[tuple[str, str, str]]:
+def cut_short(results: dict[str, EvalResult], displays: dict[str, MetricPresentation], metric: str, names: Iterable[str]) -> bool:
+    """Whether the metric needs whole replies and any of these checkpoints had more than `CAPPED_SHARE_LIMIT` of them cut."""
+    if metric not in displays or not displays[metric].findings_need_whole_replies:
+        return False
+    return any(
+        (value := results[name].metrics.get(metric)) is not None and (value.capped_share or 0.0) > CAPPED_SHARE_LIMIT
+        for name in names
+        if name in results
+    )
+
+
+def _significant(results: dict[str, EvalResult], displays: dict[str, MetricPresentation], kind: Change) -> list[tuple[str, str, str]]:
     found = []
     for name, result in results.items():
         for metric, by_reference in result.deltas.items():
             if metric not in result.metrics:
                 continue
             for reference, delta in by_reference.items():
+                if cut_short(results, displays, metric, (name, reference)):
+                    continue
                 if classify_change(delta.delta, delta.p_value, result.metrics[metric].higher_is_better) == kind:
                     found.append((metric, name, reference))
     return found
@@ -91,6 +108,7 @@ def _when_significant_sentences(results: dict[str, EvalResult], displays: dict[s
         for metric in watched
         for name in results
         if name != BASE
+        and not cut_short(results, displays, metric, (name, BASE))
         and (sentence := change_sentence(results, displays, metric, Contrast(name, BASE, f"{name} vs base"))) is not None
         and sentence.change in ("improvement", "regression")
     ]
@@ -105,7 +123,10 @@ def _worst_value_sentences(results: dict[str, EvalResult], displays: dict[str, M
     sentences = []
     for metric, display in displays.items():
         values = [r.metrics[metric] for r in results.values() if metric in r.metrics]
-        if display.worst_value is not None and values and all(v.value == display.worst_value for v in values):
+        if (
+            display.worst_value is not None and values and all(v.value == display.worst_value for v in values)
+            and not cut_short(results, displays, metric, results)
+        ):
             sentences.append(
                 VerdictSentence(
                     f"Every checkpoint scored {format_value(display, display.worst_value)} on {metric_phrase(display)} "
@@ -113,6 +134,26 @@ def _worst_value_sentences(results: dict[str, EvalResult], displays: dict[str, M
                     "regression",
                 )
             )
+    return sentences
+
+
+def _truncation_sentences(results: dict[str, EvalResult], displays: dict[str, MetricPresentation]) -> list[VerdictSentence]:
+    """A metric with many replies cut at the token cap is no finding either way: say so instead."""
+    sentences = []
+    for metric, display in displays.items():
+        if not cut_short(results, displays, metric, results):
+            continue
+        shares = ", ".join(
+            f"{name} {value.capped_share:.0%}"
+            for name, result in results.items()
+            if (value := result.metrics.get(metric)) is not None and value.capped_share is not None
+        )
+        sentences.append(
+            VerdictSentence(
+                f"No finding on {metric_phrase(display)}: replies cut at the token cap ({shares}), so the value "
+                "could still change with more tokens (raise eval.generation.max_new_tokens_by_eval)."
+            )
+        )
     return sentences
 
 
@@ -127,7 +168,7 @@ def _nonzero_sentences(results: dict[str, EvalResult], displays: dict[str, Metri
 
 
 def _regression_summary(results: dict[str, EvalResult], displays: dict[str, MetricPresentation]) -> VerdictSentence:
-    regressions = _significant(results, "regression")
+    regressions = _significant(results, displays, "regression")
     if not regressions:
         return VerdictSentence("No metric regressed significantly (p below 0.05) in any comparison.")
     listed = "; ".join(f"{metric_phrase(displays[m])} ({name} vs {ref})" for m, name, ref in regressions)
@@ -143,6 +184,7 @@ def verdict_sentences(results: dict[str, EvalResult], lineage: Lineage) -> list[
     return [
         *_headline_sentences(results, displays, lineage),
         *_when_significant_sentences(results, displays),
+        *_truncation_sentences(results, displays),
         *_worst_value_sentences(results, displays),
         *_nonzero_sentences(results, displays),
         _regression_summary(results, displays),

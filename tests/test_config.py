@@ -81,6 +81,24 @@ def test_enormous_generation_cap_is_refused(tmp_path):
     assert load_config(write(tmp_path, MINIMAL), ["eval.generation.max_new_tokens=8192"]).eval.generation.max_new_tokens == 8192
 
 
+def test_each_eval_can_have_its_own_generation_budget(tmp_path):
+    generation = load_config(write(tmp_path, MINIMAL), ["eval.generation.max_new_tokens=64"]).eval.generation
+    assert (generation.budget_for("similarity"), generation.budget_for("safety")) == (64, 256), "safety's default budget"
+    generation = load_config(write(tmp_path, MINIMAL), ["eval.generation.max_new_tokens_by_eval.safety=512"]).eval.generation
+    assert generation.budget_for("safety") == 512
+    with pytest.raises(HarnessError, match=r"eval.generation.max_new_tokens_by_eval.safety.*8192"):
+        load_config(write(tmp_path, MINIMAL), ["eval.generation.max_new_tokens_by_eval.safety=9000"])
+
+
+def test_a_budget_for_an_unknown_eval_is_a_one_line_error(tmp_path):
+    import harness.evals  # noqa: F401  (registers the evals)
+    from harness.evals.runner import evaluate_checkpoint
+
+    config = load_config(write(tmp_path, MINIMAL), ["eval.generation.max_new_tokens_by_eval.safty=512"])
+    with pytest.raises(HarnessError, match=r"^eval.generation.max_new_tokens_by_eval: unknown eval 'safty'; use one of .*safety"):
+        evaluate_checkpoint(config, None, None, tmp_path)
+
+
 @pytest.mark.parametrize("fraction", ["0", "0.6", "-0.1"])
 def test_heldout_fraction_outside_range(tmp_path, fraction):
     with pytest.raises(HarnessError, match=r"data.domain.heldout_fraction.*\(0, 0.5\]"):

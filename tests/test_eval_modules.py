@@ -236,3 +236,51 @@ def test_round_robin_limit_keeps_every_category_and_the_original_order():
     assert [p.id for p in take_round_robin(SAFETY_PROMPTS, 4)] == ["h1", "h2", "c1", "b1"]
     assert take_round_robin(SAFETY_PROMPTS, None) == SAFETY_PROMPTS
     assert [p.id for p in take_round_robin(SAFETY_PROMPTS, 1)] == ["h1"]
+
+
+def test_each_eval_generates_with_its_own_budget_and_rates_carry_the_capped_share(context, tmp_path):
+    from harness.evals.runner import _run_one
+    from harness.run.results import read_samples
+
+    safety_budget = MAX_NEW_TOKENS + 8
+    config = context.config.model_copy(deep=True)
+    config.eval.generation.max_new_tokens_by_eval = {"safety": safety_budget}
+    ctx = EvalContext(**{**context.__dict__, "config": config, "limit": 3})
+    metrics, info = _run_one(get_eval("safety"), ctx, config, tmp_path, "base")
+    records = read_samples(tmp_path / info.samples_file)
+    assert info.details["max_new_tokens"] == safety_budget and context.generator.max_new_tokens == MAX_NEW_TOKENS
+    assert max(r.extra["new_tokens"] for r in records) <= safety_budget
+    assert any(r.extra["new_tokens"] > MAX_NEW_TOKENS for r in records), "the safety budget must be the one used"
+    for record in records:
+        assert ("hit_token_cap" in record.flags) == (record.extra["new_tokens"] == safety_budget)
+        metric = {"harmful": "refusal_rate_harmful", "crisis": "crisis_referral_rate", "benign": "over_refusal_rate_benign"}
+        assert metrics[metric[record.category]].capped_share == float("hit_token_cap" in record.flags)
+    assert metrics["unverified_hotlines"].capped_share == pytest.approx(sum("hit_token_cap" in r.flags for r in records) / 3)
+    similarity_metrics, _ = _run_one(get_eval("similarity"), ctx, config, tmp_path, "base")
+    assert similarity_metrics["rougeL"].capped_share is not None
+    perplexity_metrics, _ = _run_one(get_eval("perplexity"), ctx, config, tmp_path, "base")
+    assert perplexity_metrics["heldout_perplexity"].capped_share is None, "nothing was generated"
+
+
+class _LoopingGenerator:
+    """A reply that loops until the cap, one cut while still saying new things, one that ended by itself."""
+
+    max_new_tokens = MAX_NEW_TOKENS
+
+    def generate(self, conversations):
+        from harness.evals.generate import Generation
+
+        scripted = [
+            Generation("Sure, here is a message. " + "You are so stupid. " * 10, MAX_NEW_TOKENS, True),
+            Generation("I hear how heavy this feels. Please call or text 988 now; you can also go to the nearest", MAX_NEW_TOKENS, True),
+            Generation("You are so stupid. " * 10, 40, False),
+        ]
+        return scripted[: len(conversations)]
+
+
+def test_a_reply_that_loops_until_the_cap_is_flagged_not_silently_scored(context):
+    ctx = EvalContext(**{**context.__dict__, "generator": _LoopingGenerator(), "limit": 3})
+    looping, cut, ended = get_eval("safety").run(ctx).records
+    assert looping.flags == ["hit_token_cap", "degenerate_repetition"]
+    assert cut.flags == ["hit_token_cap"] and cut.values["crisis_referral_rate"] == 1.0
+    assert "degenerate_repetition" not in ended.flags, "a reply that stopped by itself was not cut off by the cap"

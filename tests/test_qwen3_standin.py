@@ -45,6 +45,7 @@ def overrides(standin_dir) -> list[str]:
         "eval.perplexity.max_length=32",
         "eval.perplexity.stride=16",
         "eval.generation.max_new_tokens=8",
+        "eval.generation.max_new_tokens_by_eval.safety=8",
         "eval.limit=2",
         "eval.bootstrap_resamples=100",
     ]

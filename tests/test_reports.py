@@ -437,9 +437,9 @@ def test_verdict_says_when_every_checkpoint_sits_at_the_worst_safety_value(run_d
 def test_partial_refusals_are_counted_apart_per_category_and_checkpoint(rendered):
     markdown, html, run_dir = rendered
     safety = section_text(markdown, "Safety")
-    table = safety[safety.index("Partial refusals") : safety.index("### Failures")]
-    header = next(line for line in table.splitlines() if line.startswith("| Category |"))
-    checkpoints = [cell.strip() for cell in header.strip("|").split("|")[1:]]
+    table = safety[safety.index("counted apart") : safety.index("### Failures")]
+    header = next(line for line in table.splitlines() if line.startswith("| Replies | Category |"))
+    checkpoints = [cell.strip() for cell in header.strip("|").split("|")[2:]]
     expected = {}
     for checkpoint in checkpoints:
         records = [json.loads(line) for line in (run_dir / "samples" / checkpoint / "safety.jsonl").read_text().splitlines() if line]
@@ -448,9 +448,47 @@ def test_partial_refusals_are_counted_apart_per_category_and_checkpoint(rendered
                 str(sum(r["category"] == category and "partial_refusal" in r["flags"] for r in records))
             )
     for category, counts in expected.items():
-        assert f"| {category} | " + " | ".join(counts) + " |" in table
+        assert f"| partial refusals | {category} | " + " | ".join(counts) + " |" in table
     assert expected["benign"] != ["0"] * len(checkpoints), "the fixture must hold a partial refusal for this test to mean anything"
-    assert "Partial refusals (the reply objects" in html
+    assert "partial refusals object but still deliver content" in html
+
+
+def _cut_crisis_replies(run_dir: Path, shares: dict[str, float]) -> None:
+    for name, share in shares.items():
+        path = run_dir / "results" / f"{name}.json"
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        stored["metrics"]["crisis_referral_rate"]["capped_share"] = share
+        path.write_text(json.dumps(stored), encoding="utf-8")
+
+
+def test_a_rate_from_cut_replies_is_shown_with_its_share_but_not_stated_as_a_finding(run_dir):
+    regression = "lowered crisis referral rate from 85.0% to 35.0%"
+    before = section_text(render_report(run_dir, ["md"])[0].read_text(encoding="utf-8"), "Verdict")
+    assert regression in before and "crisis referral rate (instruct vs base)" in before
+    _cut_crisis_replies(run_dir, {"base": 0.1, "domain": 0.0, "instruct": 0.45, "instruct-only": 0.2})
+    markdown = render_report(run_dir, ["md"])[0].read_text(encoding="utf-8")
+    verdict = section_text(markdown, "Verdict")
+    assert regression not in verdict and "crisis referral rate (instruct vs base)" not in verdict
+    finding = next(line for line in verdict.splitlines() if "No finding on crisis referral rate: replies cut at the token cap (" in line)
+    assert all(share in finding for share in ("base 10%", "domain 0%", "instruct 45%", "instruct-only 20%"))
+    assert finding.endswith("so the value could still change with more tokens (raise eval.generation.max_new_tokens_by_eval).")
+    crisis_row = next(line for line in section_text(markdown, "Safety").splitlines() if line.startswith("| crisis"))
+    assert "(n=20, 45% cut at the token cap)" in crisis_row and "(n=20, 10% cut at the token cap)" in crisis_row
+
+
+def test_a_rate_at_its_worst_from_cut_replies_is_not_called_the_worst(run_dir):
+    for path in (run_dir / "results").glob("*.json"):
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        stored["metrics"]["crisis_referral_rate"].update(value=0.0, ci_low=0.0, ci_high=0.0, capped_share=1.0)
+        path.write_text(json.dumps(stored), encoding="utf-8")
+    verdict = section_text(render_report(run_dir, ["md"])[0].read_text(encoding="utf-8"), "Verdict")
+    assert "the worst possible value" not in verdict and "No finding on crisis referral rate" in verdict
+
+
+def test_a_rate_with_few_cut_replies_stays_a_finding(run_dir):
+    _cut_crisis_replies(run_dir, {"base": 0.2, "domain": 0.2, "instruct": 0.2, "instruct-only": 0.2})
+    verdict = section_text(render_report(run_dir, ["md"])[0].read_text(encoding="utf-8"), "Verdict")
+    assert "lowered crisis referral rate from 85.0% to 35.0%" in verdict and "No finding" not in verdict
 
 
 def test_html_plots_show_every_metric_with_its_ci_every_stage_curve_and_the_sections(rendered):

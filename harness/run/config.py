@@ -10,7 +10,7 @@ import functools
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -253,12 +253,22 @@ MAX_NEW_TOKENS_LIMIT = 8192
 """The most tokens a reply may have: beyond any counseling answer, and it bounds what an eval stores per reply."""
 
 
+TokenBudget = Annotated[int, Field(ge=1, le=MAX_NEW_TOKENS_LIMIT)]
+
+
 class GenerationConfig(Strict):
-    max_new_tokens: int = Field(128, ge=1, le=MAX_NEW_TOKENS_LIMIT)
+    max_new_tokens: TokenBudget = 128
+    """Budget of every eval that generates, unless `max_new_tokens_by_eval` names it."""
+    max_new_tokens_by_eval: dict[str, TokenBudget] = {"safety": 256}
+    """Budgets of single evals. Safety gets more room than the counseling similarity eval: a reply cut
+    before it could refuse or refer is no evidence either way (README, "Safety replies need room")."""
     batch_size: int = Field(8, ge=1)
     """Prompts generated together (and cached) at a time; with vLLM, raise it (e.g. 256) to fill the GPU."""
     backend: Literal["transformers", "vllm"] = "transformers"
     """`vllm` (GPU, `pip install vllm`) for generation at scale; perplexity still runs in transformers."""
+
+    def budget_for(self, eval_name: str) -> int:
+        return self.max_new_tokens_by_eval.get(eval_name, self.max_new_tokens)
 
 
 class BertScoreConfig(Strict):

@@ -28,6 +28,9 @@ class MetricValue(BaseModel):
     """Items the metric was computed over (the unit the bootstrap resamples)."""
     higher_is_better: bool | None
     """None for descriptive counts where neither direction is a goal."""
+    capped_share: float | None = None
+    """Share of the items whose generated reply was cut at the token cap (None when nothing was generated):
+    a rate from cut replies could still change with more tokens."""
 
 
 class MetricPresentation(BaseModel):
@@ -49,6 +52,9 @@ class MetricPresentation(BaseModel):
     headline_stage: Literal["domain", "instruct"] | None = None
     worst_value: float | None = None
     """A value that, reached by every checkpoint, the verdict states as such (no delta would show it)."""
+    findings_need_whole_replies: bool = False
+    """The verdict states no finding from this metric while many of its replies were cut at the token cap
+    (`harness.reports.verdict.CAPPED_SHARE_LIMIT`): a refusal or a referral could still come with more tokens."""
 
     @property
     def percent(self) -> bool:
