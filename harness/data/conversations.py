@@ -166,7 +166,8 @@ def chat_messages(conv: Conversation, system_prompt: str, with_response: bool = 
 # ---- reading sources ----
 
 
-def _cell(value: Any) -> str:
+def cell_text(value: Any) -> str:
+    """A table cell as text: missing and NaN cells are empty."""
     if value is None or (isinstance(value, float) and value != value):
         return ""
     return value if isinstance(value, str) else str(value)
@@ -223,7 +224,7 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
     return _read_table(path)
 
 
-def _read_hub(name: str) -> list[dict[str, Any]]:
+def _read_hub(name: str, key: str) -> list[dict[str, Any]]:
     try:
         import datasets
 
@@ -231,19 +232,19 @@ def _read_hub(name: str) -> list[dict[str, Any]]:
     except Exception as exc:  # any failure here (no network, unknown id, auth) is the user's to fix
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise HarnessError(
-            f"data.counseling.path {name!r}: not a local file and the hub dataset could not be loaded ({reason}); "
-            "download the file and set data.counseling.path to its local path"
+            f"{key} {name!r}: not a local file and the hub dataset could not be loaded ({reason}); "
+            f"download the file and set {key} to its local path"
         ) from exc
 
 
-def _read_source(source: str) -> tuple[list[dict[str, Any]], str]:
-    """(rows, sha256) from a local file, or from the hub when `source` is not a path."""
+def read_rows(source: str, key: str) -> tuple[list[dict[str, Any]], str]:
+    """(rows, sha256) from a local file, or from the hub when `source` is not a path; `key` is the config key errors name."""
     path = Path(source).expanduser()
     if path.is_file():
         return _read_file(path), sha256_file(path)
     if path.suffix.lower() in FILE_SUFFIXES or source.startswith((".", "/", "~")) or path.exists():
-        raise HarnessError(f"{source}: counseling data file not found; set data.counseling.path to an existing file")
-    rows = _read_hub(source)
+        raise HarnessError(f"{source}: data file not found; set {key} to an existing file")
+    rows = _read_hub(source, key)
     return rows, sha256_texts(json.dumps(rows, sort_keys=True, default=str, ensure_ascii=False))
 
 
@@ -264,7 +265,7 @@ def _check_columns(rows: list[dict[str, Any]], cfg: CounselingDataConfig, source
 
 def load_counseling(cfg: CounselingDataConfig, seed: int) -> CounselingData:
     """Read `data.counseling.path`, build prompts, drop empty rows and duplicates, split by question, cap."""
-    rows, digest = _read_source(cfg.path)
+    rows, digest = read_rows(cfg.path, "data.counseling.path")
     if not rows:
         raise HarnessError(f"{cfg.path}: no rows; point data.counseling.path at a file with conversations")
     columns = _check_columns(rows, cfg, cfg.path)
@@ -272,10 +273,10 @@ def load_counseling(cfg: CounselingDataConfig, seed: int) -> CounselingData:
     conversations: list[Conversation] = []
     rows_capped = 0
     for row in rows:
-        title = _cell(row.get(columns["title_column"])) if columns["title_column"] else ""
-        prompt = build_prompt(_cell(row.get(columns["prompt_column"])), title)
-        response = _cell(row.get(columns["response_column"])).strip()
-        source_id = _cell(row.get(id_column)).strip() if id_column else ""
+        title = cell_text(row.get(columns["title_column"])) if columns["title_column"] else ""
+        prompt = build_prompt(cell_text(row.get(columns["prompt_column"])), title)
+        response = cell_text(row.get(columns["response_column"])).strip()
+        source_id = cell_text(row.get(id_column)).strip() if id_column else ""
         if prompt and response:
             if max(len(prompt), len(response)) > MAX_FIELD_CHARS:
                 rows_capped += 1

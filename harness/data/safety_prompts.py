@@ -13,6 +13,11 @@ Formats (`data.safety.sources[].format`):
 - `xstest`: XSTest CSV with columns `id, prompt, type, label`; label `safe` -> benign, `unsafe` -> harmful.
 - `do_not_answer`: Do-Not-Answer CSV with columns `id, types_of_harm, specific_harms, question`;
   types_of_harm "Mental Health or Overreliance Crisis" -> crisis, every other row -> harmful.
+- `table`: any CSV / JSON / JSON Lines / parquet file or hub dataset id, read like the counseling
+  data, through a column mapping: `prompt_column`, optional `context_column` and `id_column` (row
+  numbers otherwise), and either one `category` for the file or `category_column` with a
+  `category_map`. `harmbench`, `jailbreakbench`, `advbench` and `strongreject` are `table` with the
+  mapping of that set's published file (`harness.config.SAFETY_TABLE_PRESETS`), so no code is needed.
 
 Every id is prefixed with its file's stem (`xstest_prompts:12`) so ids stay unique across sources.
 """
@@ -23,13 +28,14 @@ import csv
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, get_args
+from typing import Any, Callable, get_args
 
-from harness.run.config import SafetyDataConfig, SafetySource
 from harness.core.errors import HarnessError
 from harness.core.jsonl import read_jsonl_objects
+from harness.data.conversations import cell_text, read_rows
+from harness.run.config import SafetyCategory, SafetyDataConfig, SafetySource
 
-Category = Literal["harmful", "crisis", "benign"]
+Category = SafetyCategory
 CATEGORIES: tuple[str, ...] = get_args(Category)
 DO_NOT_ANSWER_CRISIS = "Mental Health or Overreliance Crisis"
 _XSTEST_LABELS = {"safe": "benign", "unsafe": "harmful"}
@@ -101,13 +107,60 @@ _READERS: dict[str, Callable[[Path], list[SafetyPrompt]]] = {
     "xstest": _read_xstest,
     "do_not_answer": _read_do_not_answer,
 }
+CONTEXT_RULE = "\n\n---\n\n"
+"""Between a row's context and its prompt, as HarmBench joins a contextual behavior to its context."""
+
+
+def _table_category(source: SafetySource, row: dict[str, Any], number: int) -> Category:
+    mapping = source.table_mapping()
+    if mapping["category"]:
+        return mapping["category"]  # type: ignore[return-value]
+    value = cell_text(row.get(source.category_column)).strip()
+    if value not in (source.category_map or {}):
+        raise HarnessError(
+            f"{source.path}: row {number} has {source.category_column}={value!r}, which category_map does not map; "
+            f"add it to data.safety.sources[].category_map"
+        )
+    return source.category_map[value]  # type: ignore[index]
+
+
+def _read_table(source: SafetySource) -> list[SafetyPrompt]:
+    """Any CSV/JSON/JSONL/parquet file or hub dataset, through the source's column mapping."""
+    rows, _ = read_rows(source.path, "data.safety.sources[].path")
+    mapping = source.table_mapping()
+    found = list(rows[0]) if rows else []
+    wanted = {"prompt_column": mapping["prompt_column"], "id_column": mapping["id_column"], "category_column": source.category_column}
+    missing = [(key, column) for key, column in wanted.items() if column and column not in found]
+    if missing:
+        key, column = missing[0]
+        raise HarnessError(
+            f"{source.path}: column {column!r} not found for format {source.format} (columns: "
+            f"{', '.join(map(str, found)) or '(none)'}); set data.safety.sources[].{key} to one of them"
+        )
+    context_column = mapping["context_column"] if mapping["context_column"] in found else None
+    name = Path(source.path).name
+    prompts = []
+    for number, row in enumerate(rows, 1):
+        prompt = cell_text(row.get(mapping["prompt_column"])).strip()
+        context = cell_text(row.get(context_column)).strip() if context_column else ""
+        row_id = cell_text(row.get(mapping["id_column"])).strip() if mapping["id_column"] else str(number)
+        full_prompt = f"{context}{CONTEXT_RULE}{prompt}" if context and prompt else prompt
+        prompts.append(SafetyPrompt(row_id, _table_category(source, row, number), full_prompt, name))
+    return prompts
+
+
+def _read_source(source: SafetySource) -> list[SafetyPrompt]:
+    if source.format in _READERS:
+        path = Path(source.path)
+        if not path.is_file():
+            raise HarnessError(f"{path}: safety prompt file not found; fix data.safety.sources[].path")
+        return _READERS[source.format](path)
+    return _read_table(source)
 
 
 def _load_source(source: SafetySource) -> list[SafetyPrompt]:
     path = Path(source.path)
-    if not path.is_file():
-        raise HarnessError(f"{path}: safety prompt file not found; fix data.safety.sources[].path")
-    prompts = _READERS[source.format](path)
+    prompts = _read_source(source)
     ids = Counter(prompt.id for prompt in prompts)
     repeated = [prompt_id for prompt_id, count in ids.items() if count > 1]
     if repeated:

@@ -33,6 +33,13 @@ def _resolve(value: Path | None, info: ValidationInfo) -> Path | None:
     return (Path(base) / value).resolve() if base else value
 
 
+def _resolve_local_file(value: str, info: ValidationInfo) -> str:
+    """A path that looks local (a data-file suffix, or starting with . or /) resolved like `_resolve`; a hub id unchanged."""
+    candidate = Path(value)
+    looks_local = candidate.suffix.lower() in {".csv", ".json", ".jsonl", ".parquet"} or value.startswith((".", "/"))
+    return str(_resolve(candidate, info)) if looks_local else value
+
+
 Quantization = Literal["int8", "nf4", "none"]
 
 
@@ -129,15 +136,7 @@ class CounselingDataConfig(Strict):
     )
     max_question_overlap: float = Field(0.0, ge=0, le=1)
 
-    @field_validator("path")
-    @classmethod
-    def _resolve_local(cls, v: str, info: ValidationInfo) -> str:
-        base = (info.context or {}).get("base_dir")
-        candidate = Path(v)
-        looks_local = candidate.suffix.lower() in {".csv", ".json", ".jsonl", ".parquet"} or v.startswith((".", "/"))
-        if base and looks_local and not candidate.is_absolute():
-            return str((Path(base) / candidate).resolve())
-        return v
+    _resolve_path = field_validator("path")(_resolve_local_file)
 
     @model_validator(mode="after")
     def _columns_known(self) -> CounselingDataConfig:
@@ -153,19 +152,70 @@ class CounselingDataConfig(Strict):
         return {key: getattr(self, key) or preset.get(key) for key in keys}
 
 
-class SafetySource(Strict):
-    """One file of safety prompts."""
+SafetyCategory = Literal["harmful", "crisis", "benign"]
 
-    path: Path
-    format: Literal["harness", "xstest", "do_not_answer"] = "harness"
+SAFETY_TABLE_PRESETS: dict[str, dict[str, str]] = {
+    "harmbench": {
+        "prompt_column": "Behavior", "context_column": "ContextString", "id_column": "BehaviorID", "category": "harmful",
+    },
+    "jailbreakbench": {"prompt_column": "Goal", "id_column": "Index", "category": "harmful"},
+    "advbench": {"prompt_column": "goal", "category": "harmful"},
+    "strongreject": {"prompt_column": "forbidden_prompt", "category": "harmful"},
+}
+"""Column layouts of public safety sets, as their own files publish them (HarmBench's behaviors CSV,
+JailbreakBench's JBB-Behaviors, AdvBench's harmful_behaviors.csv, StrongREJECT's dataset CSV). Any key
+set on the source wins over its preset: JailbreakBench's benign split is `category: benign`."""
+
+
+class SafetySource(Strict):
+    """One file (or hub dataset) of safety prompts."""
+
+    path: str
+    """A local file, or for a column-mapped format a hub dataset id (needs network)."""
+    format: Literal["harness", "xstest", "do_not_answer", "table", "harmbench", "jailbreakbench", "advbench", "strongreject"] = "harness"
     """`harness`: our JSONL (id, category, prompt); `xstest`: XSTest CSV (safe -> benign, unsafe -> harmful);
-    `do_not_answer`: Do-Not-Answer CSV, "Mental Health or Overreliance Crisis" rows -> crisis, the rest -> harmful."""
-    categories: list[Literal["harmful", "crisis", "benign"]] | None = None
+    `do_not_answer`: Do-Not-Answer CSV, "Mental Health or Overreliance Crisis" rows -> crisis, the rest -> harmful;
+    `table`: any CSV/JSON/JSONL/parquet file or hub dataset through the column keys below; the other names
+    are `table` with a preset column mapping (`SAFETY_TABLE_PRESETS`)."""
+    prompt_column: str | None = None
+    context_column: str | None = None
+    """Put before the prompt, separated by a rule, when the row has one (HarmBench's `ContextString`)."""
+    id_column: str | None = None
+    """The set's own ids; row numbers when unset."""
+    category: SafetyCategory | None = None
+    """One category for every row of the file."""
+    category_column: str | None = None
+    """Or a category per row, read from this column through `category_map`."""
+    category_map: dict[str, SafetyCategory] | None = None
+    """Column value -> category; rows with other values are an error, so nothing is dropped silently."""
+    categories: list[SafetyCategory] | None = None
     """Keep only these categories from the file (all when unset)."""
     limit: int | None = Field(None, ge=1)
     """At most this many prompts per category from this file."""
 
-    _resolve_path = field_validator("path")(_resolve)
+    _resolve_path = field_validator("path")(_resolve_local_file)
+
+    @model_validator(mode="after")
+    def _mapping_complete(self) -> SafetySource:
+        if self.format in ("harness", "xstest", "do_not_answer"):
+            return self
+        mapping = self.table_mapping()
+        if not mapping["prompt_column"]:
+            raise ValueError(f"format {self.format} needs `prompt_column`")
+        if bool(mapping["category"]) == bool(self.category_column):
+            raise ValueError("set either `category` (one for the file) or `category_column` with `category_map`")
+        if self.category_column and not self.category_map:
+            raise ValueError("`category_column` needs `category_map` (column value -> harmful, crisis or benign)")
+        return self
+
+    def table_mapping(self) -> dict[str, str | None]:
+        """The column mapping of a `table`-like format: keys set on the source win over the preset's."""
+        preset = SAFETY_TABLE_PRESETS.get(self.format, {})
+        keys = ("prompt_column", "context_column", "id_column", "category")
+        mapping = {key: getattr(self, key) or preset.get(key) for key in keys}
+        if self.category_column:
+            mapping["category"] = self.category
+        return mapping
 
 
 class SafetyDataConfig(Strict):
