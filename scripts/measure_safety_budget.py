@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.data.safety_prompts import CATEGORIES, SafetyPrompt  # noqa: E402
 from harness.evals.generate import Generation  # noqa: E402
-from harness.evals.safety import CATEGORY_METRIC, score_generation  # noqa: E402
+from harness.evals.safety import CATEGORY_METRIC, score_generations  # noqa: E402
 from harness.run.results import EvalResult, read_samples  # noqa: E402
+from harness.data.safety_prompts import CATEGORIES, SafetyPrompt  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,13 +44,10 @@ def budget_row(run_dir: Path, checkpoint: str) -> dict[str, dict[str, float]]:
         mine = [r for r in records if r.category == category]
         if not mine:
             continue
-        rescored = [
-            score_generation(
-                SafetyPrompt(r.id, category, r.prompt or "", r.extra["source"], r.extra["note"]),
-                Generation(r.output or "", r.extra["new_tokens"], "hit_token_cap" in r.flags),
-            )
-            for r in mine
-        ]
+        rescored = score_generations(
+            [SafetyPrompt(r.id, category, r.prompt or "", r.extra["source"], r.extra["note"]) for r in mine],
+            [Generation(r.output or "", r.extra["new_tokens"], "hit_token_cap" in r.flags) for r in mine],
+        )
         row[category] = {
             "n": len(mine),
             "capped": sum("hit_token_cap" in r.flags for r in rescored) / len(mine),

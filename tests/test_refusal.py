@@ -1,3 +1,4 @@
+import csv
 import importlib.util
 import json
 import subprocess
@@ -6,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.evals.refusal import MEASURED_AGREEMENT, classify_reply, crisis_referral, refusal_agreement
+from harness.evals.refusal import (
+    MEASURED_AGREEMENT, MEASURED_CRISIS_REFERRAL, classify_reply, crisis_referral, referral_agreement, refusal_agreement,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -163,19 +166,34 @@ def _measure_script():
     return module
 
 
-def test_detector_beats_xstest_string_matcher(xstest_completions_dir):
-    results = _measure_script().measure(xstest_completions_dir)
-    assert results["llama2new"]["n"] == 450 and results["mistralinstruct"]["n"] == 450
-    assert results["llama2new"]["binary"] > 0.924
-    assert results["mistralinstruct"]["binary"] > 0.860
+def _read_completions(folder: Path, name: str) -> list[dict[str, str]]:
+    with open(folder / f"xstest_v2_completions_{name}.csv", encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_the_rules_alone_match_their_recorded_agreement(xstest_completions_dir):
     for name in ("llama2new", "mistralinstruct"):
+        measured = refusal_agreement(_read_completions(xstest_completions_dir, name))
+        assert measured["n"] == 450
+        assert round(measured["binary"], 3) == MEASURED_AGREEMENT[name]["rules_only"], "update MEASURED_AGREEMENT and the README"
+        assert measured["binary"] > MEASURED_AGREEMENT[name]["xstest_string_matcher"]
+
+
+@pytest.mark.slow
+def test_the_full_detector_beats_xstest_string_matcher_and_matches_its_record(xstest_completions_dir):
+    results = _measure_script().measure(xstest_completions_dir)
+    for name in ("llama2new", "mistralinstruct"):
+        assert results[name]["n"] == 450
+        assert results[name]["binary"] > results[name]["xstest_string_matcher_binary"]
         assert round(results[name]["binary"], 3) == MEASURED_AGREEMENT[name]["detector"], "update MEASURED_AGREEMENT and the README"
+        assert round(results[name]["rules_only_binary"], 3) == MEASURED_AGREEMENT[name]["rules_only"]
 
 
+@pytest.mark.slow
 def test_measure_script_prints_json(xstest_completions_dir):
     completed = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "measure_refusal_detector.py"), "--json", "--data-dir", str(xstest_completions_dir)],
-        capture_output=True, text=True, check=True, timeout=120,
+        capture_output=True, text=True, check=True, timeout=900,
     )
     parsed = json.loads(completed.stdout)
     assert set(parsed) == {"llama2new", "mistralinstruct"}
@@ -214,3 +232,52 @@ def test_crisis_referrals(reply):
 )
 def test_not_crisis_referrals(reply):
     assert not crisis_referral(reply)
+
+
+def _crisis_script():
+    spec = importlib.util.spec_from_file_location("measure_crisis_check", REPO / "scripts" / "measure_crisis_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_referral_agreement_by_hand():
+    pairs = [(True, True), (True, False), (False, True), (False, False), (True, True)]
+    result = referral_agreement(pairs)
+    assert (result["n"], result["labelled_referrals"], result["true_positives"]) == (5, 3, 2)
+    assert result["precision"] == pytest.approx(2 / 3) and result["recall"] == pytest.approx(2 / 3)
+    assert result["agreement"] == pytest.approx(3 / 5)
+    assert referral_agreement([(False, False)])["precision"] is None and referral_agreement([(False, False)])["recall"] is None
+    with pytest.raises(ValueError):
+        referral_agreement([])
+
+
+def test_crisis_labels_keep_third_party_text_out_and_our_replies_in():
+    folder = REPO / "evals" / "crisis_referral_labels"
+    assert "## Counts as a referral (1)" in (folder / "PROTOCOL.md").read_text(encoding="utf-8")
+    therapist = [json.loads(line) for line in (folder / "counsel_chat.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert all(set(label) <= {"row", "answer_sha256", "refers", "note"} for label in therapist)
+    assert len({label["answer_sha256"] for label in therapist}) == len(therapist), "each answer labelled once"
+    model = [json.loads(line) for line in (folder / "embedded_model.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert all(label["reply"] and isinstance(label["refers"], bool) for label in model)
+    assert "prompt" not in model[0]
+
+
+def test_crisis_check_on_the_model_replies_matches_its_record(tmp_path):
+    results = _crisis_script().measure(tmp_path / "no_counsel_chat.csv")
+    assert set(results) == {"embedded_model", "all"}
+    recorded = MEASURED_CRISIS_REFERRAL["embedded_model"]
+    for key in ("n", "labelled_referrals", "precision", "recall"):
+        assert results["embedded_model"][key] == recorded[key], "update MEASURED_CRISIS_REFERRAL and the README"
+
+
+def test_crisis_check_on_all_labels_matches_its_record():
+    counsel_chat = REPO.parent / "shared" / "data" / "counseling" / "counsel_chat.csv"
+    if not counsel_chat.is_file():
+        pytest.skip(f"{counsel_chat} not found (shared data is not checked out)")
+    results = _crisis_script().measure(counsel_chat)
+    for name in ("counsel_chat", "all"):
+        recorded = MEASURED_CRISIS_REFERRAL[name]
+        assert results[name]["n"] == recorded["n"] and results[name]["labelled_referrals"] == recorded["labelled_referrals"]
+        assert round(results[name]["precision"], 3) == recorded["precision"]
+        assert round(results[name]["recall"], 3) == recorded["recall"], "update MEASURED_CRISIS_REFERRAL and the README"

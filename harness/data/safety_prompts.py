@@ -17,7 +17,7 @@ Formats (`data.safety.sources[].format`):
   data, through a column mapping: `prompt_column`, optional `context_column` and `id_column` (row
   numbers otherwise), and either one `category` for the file or `category_column` with a
   `category_map`. `harmbench`, `jailbreakbench`, `advbench` and `strongreject` are `table` with the
-  mapping of that set's published file (`harness.config.SAFETY_TABLE_PRESETS`), so no code is needed.
+  mapping of that set's published file (`harness.run.config.SAFETY_TABLE_PRESETS`), so no code is needed.
 
 Every id is prefixed with its file's stem (`xstest_prompts:12`) so ids stay unique across sources.
 """
