@@ -195,6 +195,11 @@ class SafetySource(Strict):
 
     _resolve_path = field_validator("path")(_resolve_local_file)
 
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, Path) else value
+
     @model_validator(mode="after")
     def _mapping_complete(self) -> SafetySource:
         if self.format in ("harness", "xstest", "do_not_answer"):
