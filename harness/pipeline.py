@@ -34,6 +34,7 @@ from harness.core.console import console, shown
 from harness.core.distributed import is_main_process, main_process_first, wait_for_everyone
 from harness.core.environment import hardware, library_versions
 from harness.core.errors import HarnessError
+from harness.core.interrupt import noticed_interrupts, raise_if_interrupted
 from harness.run.manifest import Determinism, Manifest
 from harness.models.loading import load_tokenizer, resolve_model, weights_fingerprint
 from harness.data.run_data import RunData, load_run_data
@@ -171,6 +172,7 @@ def train_arm(ctx: RunContext, arm: ArmSpec, *, fresh: bool = False) -> Manifest
     Under a multi-process launch every process trains, only the main one writes the checkpoint, and
     all leave together, so the next arm sees it complete.
     """
+    raise_if_interrupted()
     start_ref, parent_adapter = start_model_for(ctx, arm)
     arm_config = ctx.config.arm_config(arm.name)
     key = stage_hash(arm_config, arm, parent_adapter)
@@ -255,7 +257,7 @@ def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> dic
 
     started_at = dt.datetime.now(dt.timezone.utc)
     started = time.perf_counter()
-    with run_lock(run_dir):
+    with run_lock(run_dir), noticed_interrupts():
         ctx = prepare_run(config, run_dir)
         inspection = check_leakage(ctx)
         arms = config.lineage.training_order()
@@ -264,6 +266,7 @@ def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> dic
         if not is_main_process():
             return {"arms": names, "stage_wall_times": stage_wall_times, "wall_time_s": time.perf_counter() - started, "report_files": []}
         for name in names:
+            raise_if_interrupted()
             evaluate_checkpoint(config, resolve_arm(config, run_dir, name), ctx.data, run_dir, reuse=not fresh)
         add_deltas(run_dir, config, names)
         if config.plan.is_grid:

@@ -15,6 +15,7 @@ from typing import Any
 from rich.progress import Progress, TaskID
 
 from harness.core.console import quiet_libraries
+from harness.core.interrupt import raise_if_interrupted
 from harness.run.manifest import LossPoint
 
 quiet_libraries()  # importing transformers' trainer imports bitsandbytes, which logs a warning at import time
@@ -55,6 +56,7 @@ class TrainingProgress(TrainerCallback):
         self.task = self.bar.add_task(self.description, total=state.max_steps, status=self._status())
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        raise_if_interrupted()
         self.tokens = int(state.num_input_tokens_seen)
         self.bar.update(self.task, completed=state.global_step, status=self._status())
 
