@@ -21,9 +21,10 @@ from harness.models.checkpoints import ResolvedCheckpoint
 from harness.run.config import HarnessConfig, config_hash
 from harness.core.console import console, shown
 from harness.core.errors import HarnessError
-from harness.models.loading import has_tokenizer_files, load_causal_lm, load_tokenizer
+from harness.models.loading import check_weight_files, has_tokenizer_files, load_causal_lm, load_tokenizer
 from harness.run.results import CheckpointSummary, EvalInfo, EvalResult, read_samples, write_samples
 from harness.data.run_data import RunData
+
 
 def results_path(run_dir: Path, name: str) -> Path:
     return Path(run_dir) / "results" / f"{name}.json"
@@ -31,6 +32,61 @@ def results_path(run_dir: Path, name: str) -> Path:
 
 def samples_path(run_dir: Path, name: str, eval_name: str) -> Path:
     return Path(run_dir) / "samples" / name / f"{eval_name}.jsonl"
+
+
+def check_eval_settings(config: HarnessConfig) -> None:
+    """Refuse eval settings that would otherwise fail only after every arm is trained: an eval name
+    that is not registered, or the vLLM backend without its package."""
+    unknown = [name for name in config.eval.suite if name not in registered_evals()]
+    if unknown:
+        raise HarnessError(f"eval.suite: unknown eval {unknown[0]!r}; choose from {', '.join(registered_evals())}")
+    if config.eval.generation.backend == "vllm":
+        from harness.evals.vllm_backend import require_vllm
+
+        require_vllm()
+
+
+def read_result(run_dir: Path, name: str) -> tuple[EvalResult | None, str | None]:
+    """(saved results, None) when they and every per-sample log they name read back whole; (None, why)
+    when something is damaged (truncated, not JSON, a log with fewer records than the results count);
+    (None, None) when nothing is saved."""
+    path = results_path(run_dir, name)
+    if not path.exists():
+        return None, None
+    try:
+        result = EvalResult.load(path)
+        for info in result.evals.values():
+            if info.samples_file and len(read_samples(Path(run_dir) / info.samples_file)) != info.n_items:
+                raise ValueError(f"{info.samples_file} does not hold the {info.n_items} records the results count")
+    except (OSError, ValueError) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        return None, f"{path}: damaged ({reason})"
+    return result, None
+
+
+def load_result(run_dir: Path, name: str) -> EvalResult | None:
+    """Saved results for `name`, None when there are none; damaged ones are a user error naming the redo."""
+    result, damage = read_result(run_dir, name)
+    if damage is not None:
+        raise HarnessError(f"{damage}; `harness eval --checkpoint {name}` (or `harness run-all`) evaluates it again")
+    return result
+
+
+def measures_as_much(saved: EvalResult, suite: Sequence[str], limit: int | None) -> bool:
+    """Whether an eval of `suite` capped at `limit` items measures every eval `saved` has, on no fewer items."""
+    fewer_evals = (saved.evals.keys() & set(registered_evals())) - set(suite)
+    fewer_items = limit is not None and (saved.limit is None or limit < saved.limit)
+    return not fewer_evals and not fewer_items
+
+
+def results_root(run_dir: Path, name: str, suite: Sequence[str], limit: int | None) -> Path:
+    """Where an eval of `name` writes results/ and samples/: the run directory itself, unless its saved
+    results measure more (more evals or more items). A quick look (`--limit`, `--suite`) then goes
+    beside them, to RUN_DIR/partial/<evals>[-limit<N>]/, so it never replaces a complete eval."""
+    saved, _ = read_result(run_dir, name)
+    if saved is None or measures_as_much(saved, suite, limit):
+        return Path(run_dir)
+    return Path(run_dir) / "partial" / ("+".join(sorted(suite)) + (f"-limit{limit}" if limit is not None else ""))
 
 
 def eval_hash(config: HarnessConfig, ckpt: ResolvedCheckpoint, data: RunData, suite: Sequence[str], limit: int | None) -> str:
@@ -55,6 +111,7 @@ def load_for_eval(ckpt: ResolvedCheckpoint, config: HarnessConfig):
     if ckpt.adapter_dir is not None:
         from peft import PeftModel
 
+        check_weight_files(ckpt.adapter_dir, config.model.allow_pickle, adapter=True)
         model = PeftModel.from_pretrained(model, str(ckpt.adapter_dir))
     model.eval()
     return model, tokenizer
@@ -82,8 +139,13 @@ def evaluate_checkpoint(
     reuse: bool = True,
     lm_eval_tasks: Sequence[str] = (),
     lm_eval_include_path: Path | None = None,
+    results_dir: Path | None = None,
 ) -> EvalResult:
-    """Evaluate one checkpoint on the suite and any lm-eval tasks; reuse saved results when nothing changed."""
+    """Evaluate one checkpoint on the suite and any lm-eval tasks; reuse saved results when nothing changed.
+
+    Results and samples go under `results_dir` (default: the run directory; see `results_root`); the
+    generation cache stays in the run directory, shared by every eval of the run.
+    """
     suite = list(suite or config.eval.suite)
     limit = limit if limit is not None else config.eval.limit
     specs = [get_eval(name) for name in suite]
@@ -94,12 +156,14 @@ def evaluate_checkpoint(
             f"use one of {', '.join(registered_evals())}"
         )
     key = eval_hash(config, ckpt, data, [*suite, *lm_eval_hash_items(lm_eval_tasks, lm_eval_include_path)], limit)
-    path = results_path(run_dir, ckpt.name)
-    if reuse and path.is_file():
-        saved = EvalResult.load(path)
-        if saved.eval_hash == key:
-            console.print(f"[dim]{shown(ckpt.name)}: results are up to date, skipping ({shown(path)})[/dim]")
-            return saved
+    out_dir = Path(results_dir or run_dir)
+    path = results_path(out_dir, ckpt.name)
+    saved, damage = read_result(out_dir, ckpt.name) if reuse else (None, None)
+    if damage is not None:
+        console.print(f"[yellow]{shown(damage)}; evaluating {shown(ckpt.name)} again[/yellow]", soft_wrap=True)
+    if saved is not None and saved.eval_hash == key:
+        console.print(f"[dim]{shown(ckpt.name)}: results are up to date, skipping ({shown(path)})[/dim]")
+        return saved
     started = time.perf_counter()
     console.print(f"[bold]Evaluating {shown(ckpt.name)}[/bold] on {shown(', '.join(suite))}")
     model, tokenizer = load_for_eval(ckpt, config)
@@ -114,11 +178,11 @@ def evaluate_checkpoint(
         safety_prompts=data.safety,
         generator=generator,
         limit=limit,
-        work_dir=Path(run_dir),
+        work_dir=out_dir,
     )
     metrics, infos = {}, {}
     for spec in specs:
-        metrics_of_spec, infos[spec.name] = _run_one(spec, context, config, run_dir, ckpt.name)
+        metrics_of_spec, infos[spec.name] = _run_one(spec, context, config, out_dir, ckpt.name)
         metrics.update(metrics_of_spec)
     if lm_eval_tasks:
         settings = config.eval.perplexity
@@ -134,6 +198,7 @@ def evaluate_checkpoint(
         presentation={m.name: m.presentation for spec in specs for m in spec.metrics if m.name in metrics},
         config_hash=config.fingerprint(),
         eval_hash=key,
+        limit=limit,
         wall_time_s=time.perf_counter() - started,
     )
     result.save(path)
@@ -169,7 +234,7 @@ def _run_one(spec: EvalSpec, context: EvalContext, config: HarnessConfig, run_di
 
 def add_deltas(run_dir: Path, config: HarnessConfig, names: Sequence[str]) -> dict[str, EvalResult]:
     """Store the paired deltas of every comparison among `names` (the lineage's contrasts; others vs base)."""
-    results = {n: EvalResult.load(results_path(run_dir, n)) for n in dict.fromkeys(names) if results_path(run_dir, n).is_file()}
+    results = {n: result for n in dict.fromkeys(names) if (result := load_result(run_dir, n)) is not None}
     for result in results.values():
         result.deltas = {}
     for name, reference in config.lineage.pairs_among(list(results)):

@@ -21,7 +21,36 @@ from harness.run.config import HarnessConfig, load_config
 from harness.core.console import console, quiet_libraries, safe_text, shown
 from harness.core.errors import HarnessError
 
-app = typer.Typer(
+
+class OneLineUsageErrors(typer.Typer):
+    """A Typer app whose usage errors (a missing option, `--limit 0`) print as one line and exit 2.
+
+    Typer draws them as a multi-line box; a usage error is a user error, so it reads like the others:
+    one line naming the command and the option.
+    """
+
+    def __call__(self, *args, **kwargs):
+        try:
+            code = super().__call__(*args, **{**kwargs, "standalone_mode": False})
+        except typer.TyperException as exc:
+            code = _usage_error(exc)
+        except typer.Abort:
+            code = 1
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_error(exc: typer.TyperException) -> int:
+    """Print a usage error as one line (a bare command still prints its help); return its exit code."""
+    message = exc.format_message().rstrip(".")
+    if "\n" in message.strip():
+        exc.show()
+    else:
+        command = exc.ctx.command_path if getattr(exc, "ctx", None) else "harness"
+        console.print(f"[bold red]error:[/bold red] {shown(command)}: {shown(message)} (see `{shown(command)} --help`)", soft_wrap=True)
+    return exc.exit_code
+
+
+app = OneLineUsageErrors(
     help="Benchmark sequential fine-tuning (base -> domain -> instruct) with evals you can trust.",
     no_args_is_help=True,
     add_completion=False,
@@ -167,23 +196,31 @@ def eval_command(
     lm-eval tasks: `harness eval --checkpoint domain --lm-eval-tasks harness_heldout_default --lm-eval-include-path lm_eval_task`
     """
     import harness.evals  # noqa: F401  (registers the evals)
-    from harness.evals.runner import add_deltas, evaluate_checkpoint, results_path
+    from harness.evals.runner import add_deltas, evaluate_checkpoint, results_path, results_root
     from harness.models.checkpoints import resolve_checkpoint
     from harness.pipeline import run_lock
     from harness.data.run_data import load_run_data
 
     cfg, run_dir = _config(config, set_, output)
     ckpt = resolve_checkpoint(checkpoint, cfg, run_dir)
+    names = [n.strip() for n in suite.split(",") if n.strip()] if suite else cfg.eval.suite
     with run_lock(run_dir):
+        out_dir = results_root(run_dir, ckpt.name, names, limit if limit is not None else cfg.eval.limit)
+        if out_dir != run_dir:
+            console.print(
+                f"[yellow]{shown(results_path(run_dir, ckpt.name))} measures more than this eval; it is kept, and this one "
+                f"goes to {shown(out_dir)} (`harness report {shown(out_dir)}` renders it)[/yellow]",
+                soft_wrap=True,
+            )
         data = load_run_data(cfg)
-        names = suite.split(",") if suite else None
         tasks = [t.strip() for t in (lm_eval_tasks or "").split(",") if t.strip()]
         result = evaluate_checkpoint(
-            cfg, ckpt, data, run_dir, suite=names, limit=limit, lm_eval_tasks=tasks, lm_eval_include_path=lm_eval_include_path
+            cfg, ckpt, data, run_dir, suite=names, limit=limit, lm_eval_tasks=tasks, lm_eval_include_path=lm_eval_include_path,
+            results_dir=out_dir,
         )
-        add_deltas(run_dir, cfg, [*cfg.lineage.checkpoint_order(), result.checkpoint.name])
-    _results_table(run_dir, [result.checkpoint.name])
-    _print_paths("Wrote", [results_path(run_dir, result.checkpoint.name), run_dir / "samples" / result.checkpoint.name])
+        add_deltas(out_dir, cfg, [*cfg.lineage.checkpoint_order(), result.checkpoint.name])
+    _results_table(out_dir, [result.checkpoint.name])
+    _print_paths("Wrote", [results_path(out_dir, result.checkpoint.name), out_dir / "samples" / result.checkpoint.name])
 
 
 @app.command("report")

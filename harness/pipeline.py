@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import json
+import os
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +30,7 @@ from harness.models.checkpoints import (
     is_model_dir,
     load_complete_manifest,
     merged_dir,
+    read_checkpoint,
 )
 from harness.run.config import HarnessConfig, config_hash
 from harness.run.lineage import BASE, ArmSpec
@@ -72,16 +76,41 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     if not is_main_process():
         yield
         return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".lock", "w") as handle:
+    descriptor = _open_lock_file(run_dir)
+    try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise HarnessError(f"{run_dir}: another harness command is using this run directory; wait for it to finish") from None
         leftovers = remove_stale_temporaries(run_dir)
         if leftovers:
             console.print(f"[dim]cleared {len(leftovers)} leftover(s) of an interrupted run in {shown(run_dir)}[/dim]")
         yield
+    finally:
+        os.close(descriptor)
+
+
+def _open_lock_file(run_dir: Path) -> int:
+    """Open (or create) RUN_DIR/.lock without following a link and without truncating it.
+
+    A run directory can come from someone else: a `.lock` that links to another file must not let
+    harness empty or touch that file, so the lock is never written, only opened and locked.
+    """
+    lock = run_dir / ".lock"
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(run_dir, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise HarnessError(f"{lock}: is a symbolic link, not harness's lock file; delete the link and re-run") from exc
+        reason = "a file, not a folder" if isinstance(exc, FileExistsError) else exc.strerror
+        raise HarnessError(f"{run_dir}: cannot be used as a run directory ({reason}); pass --output a writable folder") from exc
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise HarnessError(f"{lock}: is not a regular file, not harness's lock file; delete it and re-run")
+    return descriptor
 
 
 def prepare_run(config: HarnessConfig, run_dir: Path) -> RunContext:
@@ -179,8 +208,10 @@ def train_arm(ctx: RunContext, arm: ArmSpec, *, fresh: bool = False) -> Manifest
     fingerprints = _stage_fingerprints(ctx, arm_config, arm.stage)
     directory = checkpoint_dir(ctx.run_dir, arm.name)
     if not fresh and is_complete(directory):
-        existing = Manifest.load(directory)
-        if existing.config_hash == key and existing.data_fingerprints == fingerprints:
+        existing, damage = read_checkpoint(directory)
+        if existing is None:
+            console.print(f"[yellow]{shown(damage)}; training {shown(arm.name)} again[/yellow]", soft_wrap=True)
+        elif existing.config_hash == key and existing.data_fingerprints == fingerprints:
             console.print(f"[dim]{shown(arm.name)}: checkpoint is up to date, skipping ({shown(directory)})[/dim]")
             return existing
     console.rule(f"[bold]Stage {arm.stage} -> {shown(arm.name)}")
@@ -252,9 +283,10 @@ def check_leakage(ctx: RunContext) -> dict:
 
 def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> dict:
     """The whole job. Returns the run summary that is also written to RUN_DIR/run.json."""
-    from harness.evals.runner import add_deltas, evaluate_checkpoint
+    from harness.evals.runner import add_deltas, check_eval_settings, evaluate_checkpoint
     from harness.models.checkpoints import resolve_arm
 
+    check_eval_settings(config)
     started_at = dt.datetime.now(dt.timezone.utc)
     started = time.perf_counter()
     with run_lock(run_dir), noticed_interrupts():

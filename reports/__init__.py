@@ -21,7 +21,9 @@ FORMATS = {"md": ("report.md", render_markdown), "html": ("report.html", render_
 def render_report(run_dir: Path, formats: Sequence[str] = ("md", "html")) -> list[Path]:
     """Write RUN_DIR/report.md and/or RUN_DIR/report.html atomically; return the paths written.
 
-    `formats` may also be one comma-separated string (`"md,html"`), as the CLI's --format gives it.
+    Every format is rendered before any file is written, so a format that fails to render leaves the
+    previous pair in place rather than a new .md beside an old .html. `formats` may also be one
+    comma-separated string (`"md,html"`), as the CLI's --format gives it.
     """
     if isinstance(formats, str):
         formats = [f.strip() for f in formats.split(",") if f.strip()]
@@ -29,13 +31,10 @@ def render_report(run_dir: Path, formats: Sequence[str] = ("md", "html")) -> lis
     if unknown or not formats:
         raise HarnessError(f"--format {','.join(formats)}: choose one or more of md, html (e.g. --format md,html)")
     report = build_report(load_run(Path(run_dir)))
-    written = []
-    for name in dict.fromkeys(formats):
-        filename, render = FORMATS[name]
-        path = Path(run_dir) / filename
-        atomic_write_text(path, render(report))
-        written.append(path)
-    return written
+    rendered = {Path(run_dir) / FORMATS[name][0]: FORMATS[name][1](report) for name in dict.fromkeys(formats)}
+    for path, text in rendered.items():
+        atomic_write_text(path, text)
+    return list(rendered)
 
 
 __all__ = ["render_report"]

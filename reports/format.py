@@ -30,16 +30,32 @@ def presentations(results: dict[str, EvalResult]) -> dict[str, MetricPresentatio
     return dict(sorted(found.items(), key=lambda item: sections.index(item[1].section)))
 
 
+LARGEST_FIXED = 1e12
+"""Numbers this large or larger are shown in scientific notation: fixed decimals would print hundreds of digits."""
+
+
 def _finite(x: float | None) -> TypeGuard[float]:
     return x is not None and math.isfinite(x)
 
 
+def _fixed(number: float, decimals: int, sign: str = "") -> str:
+    """`number` with `decimals` places, or as `1.7e+308` when it is absurdly large for fixed notation."""
+    if abs(number) >= LARGEST_FIXED:
+        return f"{number:{sign}.3g}"
+    return f"{number:{sign}.{decimals}f}"
+
+
+def _not_a_number(value: float | None) -> str:
+    """— for a missing value; a stored NaN or infinity says so (`nan`, `inf`, `-inf`) rather than passing as missing."""
+    return MISSING if value is None else str(value)
+
+
 def format_value(display: MetricPresentation, value: float | None) -> str:
     if not _finite(value):
-        return MISSING
+        return _not_a_number(value)
     if display.percent:
-        return f"{value * 100:.{display.decimals}f}%"
-    return f"{value:.{display.decimals}f}"
+        return f"{_fixed(value * 100, display.decimals)}%"
+    return _fixed(value, display.decimals)
 
 
 def format_ci(display: MetricPresentation, low: float | None, high: float | None) -> str:
@@ -51,10 +67,10 @@ def format_ci(display: MetricPresentation, low: float | None, high: float | None
 def format_delta(display: MetricPresentation, delta: float | None) -> str:
     """A signed difference; rates in percentage points (`pp`), since a difference of percentages is not a percentage."""
     if not _finite(delta):
-        return MISSING
+        return _not_a_number(delta)
     if display.percent:
-        return f"{delta * 100:+.{display.decimals}f} pp"
-    return f"{delta:+.{display.decimals}f}"
+        return f"{_fixed(delta * 100, display.decimals, '+')} pp"
+    return _fixed(delta, display.decimals, "+")
 
 
 def format_delta_ci(display: MetricPresentation, low: float | None, high: float | None) -> str:
@@ -107,6 +123,8 @@ def format_number(value: float | int | None, decimals: int = 1) -> str:
     number = None if value is None else float(value)
     if not _finite(number):
         return MISSING
+    if abs(number) >= LARGEST_FIXED:
+        return _fixed(number, decimals)
     if number.is_integer() and decimals == 0:
         return f"{int(number):,}"
     return f"{number:,.{decimals}f}"
@@ -117,10 +135,10 @@ SPARK_LEVELS = "▁▂▃▄▅▆▇█"
 
 def sparkline(values: list[float]) -> str:
     """A one-line text plot of a series (loss curves in the Markdown report)."""
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
+    plain = [v for v in values if math.isfinite(v) and abs(v) < LARGEST_FIXED]
+    if not plain:
         return MISSING
-    low, high = min(finite), max(finite)
+    low, high = min(plain), max(plain)
     span = (high - low) or 1.0
     top = len(SPARK_LEVELS) - 1
-    return "".join(SPARK_LEVELS[round((v - low) / span * top)] if math.isfinite(v) else " " for v in values)
+    return "".join(SPARK_LEVELS[round((v - low) / span * top)] if v in plain else " " for v in values)

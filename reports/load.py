@@ -61,7 +61,7 @@ def _load_results(run_dir: Path, order: list[str]) -> dict[str, EvalResult]:
     for path in (by_name[name] for name in in_lineage_order(list(by_name), order)):
         try:
             results[path.stem] = EvalResult.load(path)
-        except (ValidationError, ValueError) as exc:
+        except (OSError, ValueError) as exc:
             raise HarnessError(f"{path}: not a valid results file ({_first_error(exc)}); re-run `harness eval` for it") from exc
     return results
 
@@ -74,7 +74,7 @@ def _load_manifests(run_dir: Path, order: list[str]) -> dict[str, Manifest]:
             continue
         try:
             manifests[path.parent.name] = Manifest.load(path.parent)
-        except (ValidationError, ValueError) as exc:
+        except (OSError, ValueError) as exc:
             raise HarnessError(f"{path}: not a valid checkpoint manifest ({_first_error(exc)}); retrain that stage") from exc
     return {name: manifests[name] for name in in_lineage_order(list(manifests), order)}
 
@@ -86,7 +86,7 @@ def _load_samples(run_dir: Path, checkpoints: list[str]) -> dict[str, dict[str, 
         for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
             try:
                 samples.setdefault(checkpoint, {})[path.stem] = read_samples(path)
-            except (ValidationError, ValueError) as exc:
+            except (OSError, ValueError) as exc:
                 raise HarnessError(f"{path}: not a valid per-sample log ({_first_error(exc)}); re-run `harness eval`") from exc
     return samples
 
@@ -107,7 +107,7 @@ def _load_run_info(run_dir: Path) -> dict[str, Any]:
         return {}
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
+    except (OSError, ValueError) as exc:
         raise HarnessError(f"{path}: not valid JSON ({exc}); restore it or delete it to render without run facts") from exc
     if not isinstance(info, dict):
         raise HarnessError(f"{path}: expected a JSON object; restore it or delete it to render without run facts")
@@ -118,11 +118,11 @@ def _load_config(run_dir: Path) -> tuple[dict[str, Any], str | None]:
     path = run_dir / "config.yaml"
     if not path.is_file():
         return {}, None
-    text = path.read_text(encoding="utf-8")
     try:
+        text = path.read_text(encoding="utf-8")
         data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise HarnessError(f"{path}: not valid YAML; restore it or delete it to render without the config") from exc
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise HarnessError(f"{path}: not a readable YAML text file; restore it or delete it to render without the config") from exc
     return (data if isinstance(data, dict) else {}), text
 
 

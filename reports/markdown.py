@@ -3,8 +3,9 @@
 Markdown renderers pass raw HTML through, turn `[x](url)` / `![x](url)` into links and remote
 images, and a `|` or newline breaks a table row. The Markdown template environment therefore
 escapes every `{{ ... }}` by default, like HTML autoescape: `&`, `<`, `>` become entities, `|`,
-backslashes and backticks are backslash-escaped, and a `]` that could close a link, image or link
-definition (`](`, `][`, `]:`) is escaped. Emphasis characters stay: they can change styling but
+backslashes and backticks are backslash-escaped, a `]` that could close a link, image or link
+definition (`](`, `][`, `]:`) is escaped, and bare URLs and e-mail addresses are kept from becoming
+links (GitHub-flavoured renderers link them automatically). Emphasis characters stay: they can change styling but
 cannot fetch, link or break structure. Strings the report built itself as Markdown are wrapped in
 `MarkdownSafe` to pass through unchanged.
 """
@@ -16,6 +17,12 @@ from typing import Any
 
 _SPECIALS = re.compile(r"[\\&<>|`]|\](?=[(\[:])")
 _REPLACEMENTS = {"\\": "\\\\", "&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "`": "\\`", "]": "\\]"}
+_AUTOLINK_STARTS = re.compile(r"(?<=[a-z0-9]):(?=//)|(?<=\bwww)\.|@(?=\w)", re.IGNORECASE)
+"""Where a GitHub-flavoured renderer turns bare text into a link: the `:` of `https://`, the `.` of `www.`,
+and the `@` of an e-mail address (or of `mailto:`/`xmpp:`)."""
+_AUTOLINK_BREAKS = {":": "\\:", ".": "\\.", "@": "@\u2060"}
+"""Escaping the `:` and the `.` stops URL links and renders the same text; e-mail links are found after
+escapes are resolved, so the `@` gets an invisible WORD JOINER after it instead."""
 _BLOCK_LINE_START = re.compile(r"^([ \t]*)([#+\-=*]|\d+[.)])", re.MULTILINE)
 
 
@@ -24,7 +31,8 @@ class MarkdownSafe(str):
 
 
 def _escape_specials(text: str) -> str:
-    return _SPECIALS.sub(lambda m: _REPLACEMENTS[m.group(0)[0]], text)
+    escaped = _SPECIALS.sub(lambda m: _REPLACEMENTS[m.group(0)[0]], text)
+    return _AUTOLINK_STARTS.sub(lambda m: _AUTOLINK_BREAKS[m.group(0)], escaped)
 
 
 def _lines(text: str) -> list[str]:

@@ -15,18 +15,18 @@ from harness.run.results import EvalResult
 from harness.reports.format import direction_arrow, format_ci, format_value, presentations
 from harness.reports.sections import SectionRow
 from harness.reports.summary import all_metrics
-from harness.reports.svg import Frame, checkpoint_color, legend, nice_ticks, open_svg, text, title, y_axis
+from harness.reports.svg import Frame, checkpoint_color, legend, nice_ticks, open_svg, plottable, text, title, y_axis
 
 
 def metric_bars(metric: str, results: dict[str, EvalResult]) -> str | None:
     """Bars (one per checkpoint, in `results` order) with 95% CI whiskers for one metric; None if no checkpoint has it."""
-    points = [(i, name, r.metrics[metric]) for i, (name, r) in enumerate(results.items()) if metric in r.metrics]
-    points = [(i, name, m) for i, name, m in points if math.isfinite(m.value)]
+    present = [(i, name, r.metrics[metric]) for i, (name, r) in enumerate(results.items()) if metric in r.metrics]
+    points = [(i, name, m) for i, name, m in present if plottable(m.value)]
     if not points:
         return None
     display = presentations(results)[metric]
-    highs = [max(m.value, m.ci_high) for _, _, m in points if math.isfinite(m.ci_high)] + [m.value for _, _, m in points]
-    lows = [min(m.value, m.ci_low) for _, _, m in points if math.isfinite(m.ci_low)] + [m.value for _, _, m in points]
+    highs = [max(m.value, m.ci_high) for _, _, m in points if plottable(m.ci_high)] + [m.value for _, _, m in points]
+    lows = [min(m.value, m.ci_low) for _, _, m in points if plottable(m.ci_low)] + [m.value for _, _, m in points]
     ticks = nice_ticks(min(0.0, min(lows)), max(highs), 4)
     frame = Frame(250, 170, 44, 8, 28, 14, 0, len(results), ticks[0], ticks[-1])
     label = f"{display.label} {direction_arrow(points[0][2].higher_is_better)}".strip()
@@ -40,7 +40,7 @@ def metric_bars(metric: str, results: dict[str, EvalResult]) -> str | None:
             f'<g><title>{text(tooltip)}</title><rect x="{x0:.1f}" y="{min(y, baseline):.1f}" width="{band * 0.64:.1f}" '
             f'height="{abs(baseline - y):.1f}" fill="{checkpoint_color(name, index)}"/>'
         )
-        if math.isfinite(value.ci_low) and math.isfinite(value.ci_high):
+        if plottable(value.ci_low) and plottable(value.ci_high):
             cx, lo, hi = x0 + band * 0.32, frame.y(value.ci_low), frame.y(value.ci_high)
             parts.append(
                 f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{lo:.1f}" y2="{hi:.1f}" stroke="#222" stroke-width="1.2"/>'
@@ -48,6 +48,13 @@ def metric_bars(metric: str, results: dict[str, EvalResult]) -> str | None:
                 f'<line x1="{cx - 5:.1f}" x2="{cx + 5:.1f}" y1="{hi:.1f}" y2="{hi:.1f}" stroke="#222"/>'
             )
         parts.append("</g>")
+    for index, name, value in present:
+        if not plottable(value.value):
+            x = frame.left + band * (index + 0.5)
+            parts.append(
+                f'<text x="{x:.1f}" y="{baseline - 4:.1f}" text-anchor="middle" fill="#b00">'
+                f'{text(f"{format_value(display, value.value)} (off scale)")}<title>{text(name)}</title></text>'
+            )
     right = frame.width - frame.right
     parts.append(f'<line x1="{frame.left}" x2="{right}" y1="{baseline:.1f}" y2="{baseline:.1f}" stroke="#999"/>')
     return "".join(parts) + "</svg>"
@@ -78,8 +85,8 @@ def _dots(frame: Frame, points: Sequence[tuple[float, float]], color: str, toolt
 
 def loss_curve(arm: str, manifest: Manifest, index: int) -> str | None:
     """Training loss per logged step (solid) and held-out loss per evaluation (dashed, dots) for one stage."""
-    train = [(p.step, p.loss) for p in manifest.train_loss if math.isfinite(p.loss)]
-    held = [(p.step, p.loss) for p in manifest.eval_loss if math.isfinite(p.loss)]
+    train = [(p.step, p.loss) for p in manifest.train_loss if plottable(p.loss)]
+    held = [(p.step, p.loss) for p in manifest.eval_loss if plottable(p.loss)]
     if not train and not held:
         return None
     every = train + held
@@ -109,7 +116,7 @@ def loss_charts(manifests: dict[str, Manifest]) -> list[str]:
 
 def section_chart(rows: list[SectionRow], checkpoints: list[str]) -> str | None:
     """Perplexity per held-out section (x: S1..Sn, titles in the table below the chart), one line per checkpoint."""
-    values = [v for row in rows for v in row.perplexity.values() if math.isfinite(v)]
+    values = [v for row in rows for v in row.perplexity.values() if plottable(v)]
     if not rows or not values:
         return None
     ticks = nice_ticks(min(values), max(values), 5)
@@ -120,7 +127,7 @@ def section_chart(rows: list[SectionRow], checkpoints: list[str]) -> str | None:
     for number in range(1, len(rows) + 1):
         parts.append(f'<text x="{frame.x(number):.1f}" y="{frame.height - 24}" text-anchor="middle" fill="#555">S{number}</text>')
     for index, name in enumerate(checkpoints):
-        points = [(n, row.perplexity[name]) for n, row in enumerate(rows, 1) if math.isfinite(row.perplexity.get(name, math.nan))]
+        points = [(n, row.perplexity[name]) for n, row in enumerate(rows, 1) if plottable(row.perplexity.get(name, math.nan))]
         if points:
             color = checkpoint_color(name, index)
             tips = [f"{name}: S{n} perplexity {y:.2f}" for n, y in points]

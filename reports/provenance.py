@@ -75,7 +75,7 @@ def headline(view: RunView) -> Headline:
 
 
 def _loss(value: float | None) -> str:
-    return MISSING if value is None else f"{value:.3f}"
+    return format_number(value, 3)
 
 
 def stage_row(arm: str, manifest: Manifest, stage_wall_times: dict[str, Any]) -> StageRow:
@@ -89,7 +89,7 @@ def stage_row(arm: str, manifest: Manifest, stage_wall_times: dict[str, Any]) ->
         steps=str(train[-1].step) if train else MISSING,
         first_train_loss=_loss(train[0].loss if train else None),
         last_train_loss=_loss(train[-1].loss if train else None),
-        eval_losses=" → ".join(f"{p.loss:.3f}" for p in evals) if evals else MISSING,
+        eval_losses=" → ".join(_loss(p.loss) for p in evals) if evals else MISSING,
         train_trend=sparkline([p.loss for p in train]) if train else MISSING,
         wall_time=format_duration(wall if isinstance(wall, (int, float)) else None),
         train_tokens=format_number(manifest.train_tokens, 0) if manifest.train_tokens else MISSING,

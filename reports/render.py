@@ -8,6 +8,7 @@ dataset text cannot inject HTML, links or table breaks into the .md file either.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
@@ -43,8 +44,26 @@ def markdown_environment() -> Environment:
     return env
 
 
+_HIDDEN_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""Control characters but tab and line ends, and the bidirectional marks, embeddings, overrides and isolates."""
+
+
+def _visible(character: str) -> str:
+    code = ord(character)
+    if code < 0x20:
+        return chr(0x2400 + code)
+    return "\u2421" if code == 0x7F else f"‹U+{code:04X}›"
+
+
+def visible_controls(text: str) -> str:
+    """A rendered report with every control or bidi character shown as a visible mark (ESC as ␛, U+202E as
+    ‹U+202E›). Model and dataset text may carry them: in the file they would ring, recolour or clear a
+    terminal that prints it, or reorder the text around them in a viewer; a report shows what the text held."""
+    return _HIDDEN_CONTROLS.sub(lambda m: _visible(m.group(0)), text)
+
+
 def render_markdown(report: Report) -> str:
-    return markdown_environment().get_template("report.md.j2").render(report=report)
+    return visible_controls(markdown_environment().get_template("report.md.j2").render(report=report))
 
 
 def render_html(report: Report) -> str:
@@ -54,4 +73,4 @@ def render_html(report: Report) -> str:
         "losses": [Markup(svg) for svg in plots.loss_charts(report.manifests)],
         "sections": Markup(svg) if (svg := plots.section_chart(report.section_rows, report.checkpoints)) else None,
     }
-    return html_environment().get_template("report.html.j2").render(report=report, charts=charts)
+    return visible_controls(html_environment().get_template("report.html.j2").render(report=report, charts=charts))

@@ -27,23 +27,34 @@ def checkpoint_color(name: str, index: int) -> str:
     return BASE_COLOR if name == BASE else PALETTE[(index - 1) % len(PALETTE)]
 
 
+PLOT_LIMIT = 1e12
+"""The largest magnitude a chart draws. A value beyond it (or NaN, infinite) is left off the axis and
+written as text in its place: an axis stretched to 1e308 would flatten every other bar, and tick
+arithmetic near the float maximum overflows."""
+
+
+def plottable(value: float) -> bool:
+    return math.isfinite(value) and abs(value) <= PLOT_LIMIT
+
+
 def nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
-    """Round tick values (steps of 1, 2, 2.5 or 5 times a power of ten) covering [low, high]."""
-    if not (math.isfinite(low) and math.isfinite(high)):
+    """Round tick values (steps of 1, 2, 2.5 or 5 times a power of ten) covering [low, high].
+
+    Ticks are counted as whole multiples of the step, so there are at most `count` + 3 of them however
+    the step compares with the magnitude of the values (adding a step too small to change a large
+    value would never reach `high`). A span of zero at zero (an all-zero rate) gives [0, 1].
+    """
+    if not (plottable(low) and plottable(high)):
         return [0.0, 1.0]
     if high <= low:
-        pad = abs(low) * 0.1 or 1.0
-        low, high = low - pad, high + pad
+        pad = abs(low) * 0.1
+        low, high = (low - pad, high + pad) if pad else (low, low + 1.0)
     raw = (high - low) / max(1, count)
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    start = math.floor(low / step + 1e-9) * step
-    ticks = []
-    value = start
-    while value < high + step * 0.999:
-        ticks.append(round(value, 12))
-        value += step
-    return ticks if len(ticks) > 1 else [start, start + step]
+    first, last = math.floor(low / step + 1e-9), math.ceil(high / step - 1e-9)
+    ticks = sorted({round(index * step, 12) for index in range(first, last + 1)})
+    return ticks if len(ticks) > 1 else [first * step, (first + 1) * step]
 
 
 def tick_label(value: float, step: float, percent: bool = False) -> str:

@@ -12,7 +12,7 @@ from harness.core.atomic import atomic_directory
 from harness.run.config import ModelConfig
 from harness.core.errors import HarnessError
 from harness.run.manifest import MANIFEST_NAME, Manifest
-from harness.models.loading import load_causal_lm, load_tokenizer, weights_fingerprint
+from harness.models.loading import check_weight_files, load_causal_lm, load_tokenizer, weights_fingerprint
 
 
 def _check_start_model(start_ref: str, adapter_dir: Path, model_cfg: ModelConfig) -> None:
@@ -42,6 +42,7 @@ def merge_parent_adapter(base_ref: str, adapter_dir: Path, out_dir: Path, model_
     if not (adapter_dir / "adapter_config.json").is_file():
         raise HarnessError(f"{adapter_dir}: no adapter_config.json; point at a checkpoint directory with a PEFT adapter")
     _check_start_model(base_ref, adapter_dir, model_cfg)
+    check_weight_files(adapter_dir, model_cfg.allow_pickle, adapter=True)
     model = load_causal_lm(base_ref, model_cfg, quantization="none")
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     tokenizer = load_tokenizer(base_ref, model_cfg)

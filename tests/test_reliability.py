@@ -384,7 +384,7 @@ def test_checkpoint_without_tokenizer_files_is_a_one_line_error(tmp_path):
 
 def test_corrupt_checkpoint_manifest_is_a_one_line_error(tmp_path):
     (tmp_path / MANIFEST_NAME).write_text('{"arm": "domain", "truncated')
-    with pytest.raises(HarnessError, match="not a valid manifest.*--fresh") as raised:
+    with pytest.raises(HarnessError, match="not a valid manifest.*`harness run-all` retrains domain") as raised:
         load_complete_manifest(tmp_path, "domain")
     assert "\n" not in str(raised.value)
 

@@ -279,9 +279,9 @@ def test_markdown_tables_keep_their_shape(rendered):
 
 def test_escape_inline_and_quote_block():
     assert escape_inline("a|b\nc") == "a\\|b<br>c"
-    assert escape_inline("![x](https://e.invalid/p.png)") == "![x\\](https://e.invalid/p.png)"
+    assert escape_inline("![x](https://e.invalid/p.png)") == "![x\\](https\\://e.invalid/p.png)"
     assert escape_inline("<b>&") == "&lt;b&gt;&amp;"
-    assert escape_inline("[a]: https://e.invalid") == "[a\\]: https://e.invalid"
+    assert escape_inline("[a]: https://e.invalid") == "[a\\]: https\\://e.invalid"
     assert quote_block("# heading\n- item\n\nplain") == "> \\# heading\n> \\- item\n>\n> plain"
 
 

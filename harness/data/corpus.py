@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pypdf import PasswordType, PdfReader
-from pypdf.errors import DependencyError, PyPdfError
+from pypdf.errors import DependencyError, DeprecationError, PyPdfError
 
 from harness.run.config import DomainDataConfig
 from harness.core.errors import HarnessError
@@ -273,6 +273,11 @@ def token_windows(token_ids: list[int], max_length: int, stride: int) -> list[li
 
 # ---- reading the PDF ----
 
+_DAMAGED_PDF = (PyPdfError, DeprecationError, NotImplementedError, AttributeError, KeyError, IndexError, TypeError, ValueError, RecursionError)
+"""What pypdf raises on a malformed file: its own errors, and Python's where a structure is not what it
+expects (an unknown filter name, a dictionary where a number belongs). Only pypdf runs inside the calls
+guarded by these, so they come from the file (found by tests/test_hostile_fuzz.py)."""
+
 
 def _open_pdf(path: Path) -> PdfReader:
     fix = "set data.domain.pdf to a text-based PDF"
@@ -297,8 +302,8 @@ def _open_pdf(path: Path) -> PdfReader:
         pages = len(reader.pages)
     except DependencyError as exc:
         raise HarnessError(f"{path}: PDF is encrypted and needs `pip install cryptography` to open ({exc})") from exc
-    except PyPdfError as exc:
-        raise HarnessError(f"{path}: not a readable PDF ({exc}); {fix}") from exc
+    except _DAMAGED_PDF as exc:
+        raise HarnessError(f"{path}: not a readable PDF ({_first_line(exc)}); {fix}") from exc
     if pages == 0:
         raise HarnessError(f"{path}: PDF has 0 pages; {fix}")
     return reader
@@ -309,9 +314,13 @@ def _extract_page_texts(reader: PdfReader, path: Path) -> list[str]:
     for number, page in enumerate(reader.pages, 1):
         try:
             texts.append(page.extract_text() or "")
-        except PyPdfError as exc:
-            raise HarnessError(f"{path}: page {number} cannot be read ({exc}); the PDF may be damaged, export it again") from exc
+        except _DAMAGED_PDF as exc:
+            raise HarnessError(f"{path}: page {number} cannot be read ({_first_line(exc)}); the PDF may be damaged, export it again") from exc
     return texts
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def load_domain_corpus(cfg: DomainDataConfig) -> DomainCorpus:

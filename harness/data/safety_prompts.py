@@ -191,7 +191,10 @@ def load_safety_prompts(cfg: SafetyDataConfig) -> list[SafetyPrompt]:
             seen[prompt.id] = Path(source.path)
             prompts.append(prompt)
     if not prompts:
-        raise HarnessError("data.safety.sources: no prompts left after the category filters; widen `categories` or add a source")
+        files = ", ".join(str(source.path) for source in cfg.sources) or "no files listed"
+        if any(source.categories for source in cfg.sources):
+            raise HarnessError(f"data.safety.sources ({files}): no prompts left after the category filters; widen `categories` or add a source")
+        raise HarnessError(f"data.safety.sources ({files}): the files hold no prompts; add prompts to them or add a source")
     return prompts
 
 

@@ -73,15 +73,29 @@ def lineage_fingerprint(*parts: str | None) -> str:
     return hashlib.sha256("/".join(p or "-" for p in parts).encode()).hexdigest()[:16]
 
 
+def read_checkpoint(directory: Path) -> tuple[Manifest | None, str | None]:
+    """(manifest, None) for a complete checkpoint that can be trusted, (None, why) for a damaged one: a
+    manifest that does not parse, or adapter files that are not the ones the manifest fingerprinted
+    (truncated or replaced after training)."""
+    directory = Path(directory)
+    try:
+        manifest = Manifest.load(directory)
+    except (OSError, ValueError) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        return None, f"{directory / MANIFEST_NAME}: not a valid manifest ({reason})"
+    if manifest.adapter_fingerprint is not None and adapter_fingerprint(directory) != manifest.adapter_fingerprint:
+        return None, f"{directory}: adapter files do not match the fingerprint in {MANIFEST_NAME} (truncated or replaced)"
+    return manifest, None
+
+
 def load_complete_manifest(directory: Path, what: str) -> Manifest:
     if not is_complete(directory):
         state = "is incomplete (interrupted?)" if Path(directory).exists() else "does not exist"
         raise HarnessError(f"{directory}: {what} checkpoint {state}; run `harness train` or `harness run-all` to (re)build it")
-    try:
-        return Manifest.load(directory)
-    except ValueError as exc:
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise HarnessError(f"{directory / MANIFEST_NAME}: not a valid manifest ({reason}); retrain {what} with --fresh") from exc
+    manifest, damage = read_checkpoint(directory)
+    if manifest is None:
+        raise HarnessError(f"{damage}; `harness run-all` retrains {what}")
+    return manifest
 
 
 def check_same_base(manifest: Manifest, directory: Path, model_name: str, base_fp: str) -> None:
@@ -133,7 +147,7 @@ def resolve_checkpoint(ref: str, config: HarnessConfig, run_dir: Path) -> Resolv
     """Turn any user-given checkpoint reference into something loadable, or say what was looked for."""
     if ref == "base" or ref in config.lineage.names:
         return resolve_arm(config, run_dir, ref)
-    path = Path(ref).expanduser()
+    path = Path(ref).expanduser().resolve()
     if path.is_dir():
         if is_complete(path) and path.parent.name == "checkpoints":
             return resolve_arm(config, path.parent.parent, path.name)
@@ -151,7 +165,7 @@ def resolve_checkpoint(ref: str, config: HarnessConfig, run_dir: Path) -> Resolv
 
 
 def _external_adapter(path: Path, config: HarnessConfig) -> ResolvedCheckpoint:
-    check_weight_files(path, config.model.allow_pickle)
+    check_weight_files(path, config.model.allow_pickle, adapter=True)
     try:
         adapter_config = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -98,16 +98,32 @@ def resolve_model(cfg: ModelConfig) -> str:
     return cfg.name
 
 
-def check_weight_files(directory: Path, allow_pickle: bool) -> None:
-    """Refuse pickle-only weights unless allowed: unpickling a checkpoint can run arbitrary code."""
-    names = [p.name for p in directory.iterdir()]
-    has_safetensors = any(n.endswith(".safetensors") for n in names)
-    pickled = [n for n in names if n.endswith(_PICKLE_SUFFIXES)]
-    if pickled and not has_safetensors and not allow_pickle:
+SAFE_MODEL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+"""The files transformers loads a model from when asked for safetensors (one file, or the index of shards)."""
+SAFE_ADAPTER_WEIGHTS = "adapter_model.safetensors"
+"""The file PEFT loads an adapter from; without it, PEFT falls back to the pickled `adapter_model.bin`."""
+
+
+def check_weight_files(directory: Path, allow_pickle: bool, *, adapter: bool = False) -> None:
+    """Refuse weights that would load from pickle unless allowed: unpickling a checkpoint can run arbitrary code.
+
+    The check looks for the very file the loader opens (`SAFE_ADAPTER_WEIGHTS` for an adapter,
+    `SAFE_MODEL_WEIGHTS` for a model), so another `*.safetensors` lying beside a pickle proves nothing.
+    """
+    directory = Path(directory)
+    if allow_pickle:
+        return
+    safe_names = (SAFE_ADAPTER_WEIGHTS,) if adapter else SAFE_MODEL_WEIGHTS
+    if any((directory / name).is_file() for name in safe_names):
+        return
+    pickled = sorted(p.name for p in directory.iterdir() if p.name.endswith(_PICKLE_SUFFIXES))
+    if pickled:
         raise HarnessError(
-            f"{directory}: weights are pickle files ({', '.join(sorted(pickled))}), which can run code when loaded; "
-            "convert them to safetensors or set `model.allow_pickle: true` if you trust the source"
+            f"{directory}: weights are pickle files ({', '.join(pickled)}), which can run code when loaded; "
+            f"convert them to {safe_names[0]} or set `model.allow_pickle: true` if you trust the source"
         )
+    if adapter:
+        raise HarnessError(f"{directory}: no {SAFE_ADAPTER_WEIGHTS}; point at a PEFT adapter directory saved with safetensors")
 
 
 def weights_fingerprint(ref: str, revision: str | None = None) -> str:

@@ -18,12 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from harness.core.errors import HarnessError
 from harness.run.grid import Plan, expand_plan, grid_points
 from harness.run.lineage import CLASSIC_ARMS, CLASSIC_COMPARISONS, ArmSpec, ComparisonSpec, Lineage, expand_named_arms, plain_name
+from harness.core.jsonl import not_utf8
 
 
 class Strict(BaseModel):
-    """Base for every config section: unknown keys are errors, assignments are validated."""
+    """Base for every config section: unknown keys are errors, assignments are validated, and no number
+    may be infinite or NaN (`.inf` is valid YAML but no valid setting)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 def _resolve(value: Path | None, info: ValidationInfo) -> Path | None:
@@ -333,7 +335,8 @@ class BertScoreConfig(Strict):
 
 
 class EvalConfig(Strict):
-    suite: list[str] = ["perplexity", "similarity", "safety"]
+    suite: list[str] = Field(["perplexity", "similarity", "safety"], min_length=1)
+    """Eval names from the registry (`evals/registry.py`); checked before any training."""
     load_in_8bit: bool = False
     """Evaluate on an 8-bit base. Off by default: LLM.int8 picks outlier columns per batch, so its
     scores and greedy replies depend on which items share a batch; full precision does not."""
@@ -351,7 +354,8 @@ class HarnessConfig(Strict):
 
     name: str = "run"
     output_dir: Path = Path("runs")
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32)
+    """Seeds torch, the split and the bootstrap; numpy takes only seeds in [0, 2**32)."""
     model: ModelConfig = ModelConfig()
     data: DataConfig
     lora: LoraSettings = LoraSettings()
@@ -465,11 +469,47 @@ def config_hash(section: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error: plain YAML keeps
+    the last value silently, so a setting written twice would quietly lose one of them."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = []
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice", key_node.start_mark)
+            seen.append(key)
+        return super().construct_mapping(node, deep)
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    """YAML text (a config file, a `--set` value) with duplicate keys refused; errors name `source` and the line."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise HarnessError(f"{source}:{where} is not valid YAML ({problem}); fix it") from exc
+
+
+def _read_config_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise HarnessError(f"{path}: config file cannot be read ({exc.strerror}); pass a readable YAML file") from exc
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path, raw.count(b"\n", 0, exc.start) + 1, raw[exc.start]) from None
+
+
 def _parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise HarnessError(f"--set {item!r}: expected KEY=VALUE, e.g. --set training.domain.epochs=2")
     key, raw = item.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(raw) if raw else ""
+    return key.strip().split("."), _parse_yaml(raw, f"--set {item!r}") if raw else ""
 
 
 def _apply_override(data: dict, path: list[str], value: Any) -> None:
@@ -515,12 +555,7 @@ def load_config(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -
     path = Path(path)
     if not path.is_file():
         raise HarnessError(f"{path}: config file not found; pass --config configs/default.yaml or another YAML file")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise HarnessError(f"{path}:{where} is not valid YAML; fix the syntax") from exc
+    raw = _parse_yaml(_read_config_text(path), str(path)) or {}
     if not isinstance(raw, dict):
         raise HarnessError(f"{path}: expected a mapping of keys at the top level")
     try:

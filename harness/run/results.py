@@ -106,6 +106,8 @@ class EvalResult(BaseModel):
     config_hash: str
     eval_hash: str = ""
     """Hash of weights, data and eval settings: saved results with the same hash are reused."""
+    limit: int | None = None
+    """The item cap per eval (`--limit`, `eval.limit`); None: every item."""
     wall_time_s: float
 
     def save(self, path: Path) -> None:
