@@ -23,6 +23,7 @@ import yaml
 from harness.core.atomic import atomic_write_text
 from harness.run.config import HarnessConfig
 from harness.data.corpus import Section, load_domain_corpus
+from harness.data.run_data import data_file_errors
 
 LM_EVAL_METRICS = {"word_perplexity": "weighted_perplexity", "byte_perplexity": "weighted_perplexity", "bits_per_byte": "bits_per_byte"}
 """lm-eval's rolling-loglikelihood metrics and their aggregations (all: lower is better)."""
@@ -63,7 +64,8 @@ def task_config(task: str, data_file: Path, *, max_length: int, split_fingerprin
 
 def export_lm_eval_task(config: HarnessConfig, out_dir: Path) -> Path:
     """Write the held-out sections of `config`'s domain PDF as an lm-eval task into `out_dir`; return the YAML path."""
-    corpus = load_domain_corpus(config.data.domain)
+    with data_file_errors():
+        corpus = load_domain_corpus(config.data.domain)
     out_dir = Path(out_dir).resolve()
     task = lm_eval_task_name(config.name)
     data_file = out_dir / f"{task}.jsonl"

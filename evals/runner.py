@@ -20,7 +20,7 @@ from harness.evals.registry import EvalSpec, get_eval, registered_evals
 from harness.models.checkpoints import ResolvedCheckpoint
 from harness.run.config import HarnessConfig, config_hash
 from harness.core.console import console, shown
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, first_line
 from harness.models.loading import check_weight_files, has_tokenizer_files, load_causal_lm, load_tokenizer
 from harness.run.results import CheckpointSummary, EvalInfo, EvalResult, read_samples, write_samples
 from harness.data.run_data import RunData
@@ -55,12 +55,18 @@ def read_result(run_dir: Path, name: str) -> tuple[EvalResult | None, str | None
         return None, None
     try:
         result = EvalResult.load(path)
-        for info in result.evals.values():
-            if info.samples_file and len(read_samples(Path(run_dir) / info.samples_file)) != info.n_items:
-                raise ValueError(f"{info.samples_file} does not hold the {info.n_items} records the results count")
     except (OSError, ValueError) as exc:
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-        return None, f"{path}: damaged ({reason})"
+        return None, f"{path}: damaged ({first_line(exc)})"
+    for info in result.evals.values():
+        if not info.samples_file:
+            continue
+        log = Path(run_dir) / info.samples_file
+        try:
+            count = len(read_samples(log))
+        except (OSError, ValueError) as exc:
+            return None, f"{log}: damaged ({first_line(exc)})"
+        if count != info.n_items:
+            return None, f"{log}: damaged (holds {count} records, {path.name} counts {info.n_items})"
     return result, None
 
 
@@ -82,9 +88,13 @@ def measures_as_much(saved: EvalResult, suite: Sequence[str], limit: int | None)
 def results_root(run_dir: Path, name: str, suite: Sequence[str], limit: int | None) -> Path:
     """Where an eval of `name` writes results/ and samples/: the run directory itself, unless its saved
     results measure more (more evals or more items). A quick look (`--limit`, `--suite`) then goes
-    beside them, to RUN_DIR/partial/<evals>[-limit<N>]/, so it never replaces a complete eval."""
-    saved, _ = read_result(run_dir, name)
-    if saved is None or measures_as_much(saved, suite, limit):
+    beside them, to RUN_DIR/partial/<evals>[-limit<N>]/, so it never replaces a complete eval. Saved
+    results that do not parse hold nothing to keep."""
+    try:
+        saved = EvalResult.load(results_path(run_dir, name))
+    except (OSError, ValueError):
+        return Path(run_dir)
+    if measures_as_much(saved, suite, limit):
         return Path(run_dir)
     return Path(run_dir) / "partial" / ("+".join(sorted(suite)) + (f"-limit{limit}" if limit is not None else ""))
 

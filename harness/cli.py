@@ -31,7 +31,7 @@ class OneLineUsageErrors(typer.Typer):
 
     def __call__(self, *args, **kwargs):
         try:
-            code = super().__call__(*args, **{**kwargs, "standalone_mode": False})
+            code = super().__call__(*args, **{"prog_name": "harness", **kwargs, "standalone_mode": False})
         except typer.TyperException as exc:
             code = _usage_error(exc)
         except typer.Abort:

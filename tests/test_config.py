@@ -140,3 +140,20 @@ def test_config_hash_changes_with_settings(tmp_path):
     path = write(tmp_path, MINIMAL)
     assert load_config(path).fingerprint() == load_config(path).fingerprint()
     assert load_config(path).fingerprint() != load_config(path, ["seed=1"]).fingerprint()
+
+
+def test_a_key_written_twice_is_an_error_naming_its_line(tmp_path):
+    path = write(tmp_path, MINIMAL + "seed: 1\nseed: 2\n")
+    with pytest.raises(HarnessError, match=r"run\.yaml: line 7 is not valid YAML \(key 'seed' appears twice\)"):
+        load_config(path)
+
+
+def test_a_key_written_twice_in_an_override_is_an_error(tmp_path):
+    with pytest.raises(HarnessError, match="key 'r' appears twice"):
+        load_config(write(tmp_path, MINIMAL), ["lora={r: 4, r: 8}"])
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])
+def test_no_setting_may_be_infinite_or_nan(tmp_path, value):
+    with pytest.raises(HarnessError, match="training.domain.learning_rate.*finite"):
+        load_config(write(tmp_path, MINIMAL), [f"training.domain.learning_rate={value}"])

@@ -96,3 +96,66 @@ def test_second_run_skips_every_stage_and_eval(tiny_run):
     assert second.stderr.count("checkpoint is up to date, skipping") == 3
     assert second.stderr.count("results are up to date, skipping") == 4
     assert before == {p: p.stat().st_mtime_ns for p in before}
+
+
+def harness_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "from harness.cli import app; app()", *args], cwd=REPO, capture_output=True, text=True, timeout=1800
+    )
+
+
+def test_a_limited_eval_never_replaces_the_full_results(tiny_run):
+    run_dir, _ = tiny_run
+    kept = [run_dir / "results" / "base.json", run_dir / "samples" / "base" / "safety.jsonl"]
+    before = [path.read_bytes() for path in kept]
+    quick = harness_cli(
+        "eval", "--config", "configs/tiny.yaml", "--output", str(run_dir), "--checkpoint", "base", "--suite", "safety", "--limit", "1"
+    )
+    assert quick.returncode == 0, quick.stderr[-3000:]
+    assert [path.read_bytes() for path in kept] == before
+    beside = run_dir / "partial" / "safety-limit1"
+    limited = json.loads((beside / "results" / "base.json").read_text())
+    assert set(limited["evals"]) == {"safety"} and limited["limit"] == 1
+    assert str(beside) in " ".join(quick.stderr.split())
+    assert harness_cli("report", str(beside)).returncode == 0
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def _whole_again(path: Path, complete: bytes) -> bool:
+    """The redone file is whole: JSON that parses, a log with every record, weights of the complete size."""
+    if path.suffix == ".json":
+        return bool(json.loads(path.read_text()))
+    if path.suffix == ".jsonl":
+        return [json.loads(line)["id"] for line in path.read_text().splitlines()] == [
+            json.loads(line)["id"] for line in complete.decode().splitlines()
+        ]
+    return len(path.read_bytes()) == len(complete)
+
+
+DAMAGES = {
+    "results": ("results/domain.json", "results/domain.json", "damaged", "evaluating domain again"),
+    "samples": ("samples/domain/safety.jsonl", "samples/domain/safety.jsonl", "damaged", "evaluating domain again"),
+    "manifest": ("checkpoints/instruct-only/manifest.json", "checkpoints/instruct-only/manifest.json", "not a valid manifest",
+                 "training instruct-only again"),
+    "adapter": ("checkpoints/instruct-only/adapter_model.safetensors", "checkpoints/instruct-only", "adapter files do not match",
+                "training instruct-only again"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_node_is_named_and_redone(tiny_run, damage):
+    run_dir, _ = tiny_run
+    relative, named, symptom, redo = DAMAGES[damage]
+    damaged = run_dir / relative
+    complete = damaged.read_bytes()
+    _truncate(damaged)
+    rerun = run_all(run_dir)
+    assert rerun.returncode == 0 and "Traceback" not in rerun.stderr, rerun.stderr[-3000:]
+    message = " ".join(rerun.stderr.split())
+    assert f"{run_dir / named}: {symptom}" in message and redo in message, message[-2000:]
+    assert _whole_again(damaged, complete)
+    for name in ("base", "domain", "instruct", "instruct-only"):
+        assert METRICS <= set(json.loads((run_dir / "results" / f"{name}.json").read_text())["metrics"]), name

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from harness.data.conversations import MAX_FIELD_CHARS, load_counseling
 from harness.data.corpus import load_domain_corpus
 from harness.core.errors import HarnessError
 from harness.run.manifest import MANIFEST_NAME, TRAINING_RTOL, Determinism, Manifest
-from harness.models.loading import load_causal_lm, load_tokenizer, resolve_model
+from harness.models.loading import check_weight_files, load_causal_lm, load_tokenizer, resolve_model
 from harness.pipeline import run_lock
 
 REPO = Path(__file__).resolve().parents[1]
@@ -186,6 +187,30 @@ def test_run_lock_refuses_a_second_process_until_released(tmp_path):
     assert holder.returncode == 0
     with run_lock(run_dir):
         assert (run_dir / ".lock").is_file()
+
+
+@pytest.mark.parametrize("command", [["report"], ["run-all", "--config", "configs/tiny.yaml", "--output"]])
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_untouched(tmp_path, command):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    run_dir = tmp_path / "run"
+    shutil.copytree(REPO / "tests" / "fixtures" / "run_fixture", run_dir)
+    (run_dir / ".lock").symlink_to(victim)
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", *command, str(run_dir)], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"{run_dir / '.lock'}: is a symbolic link" in result.stderr
+    assert victim.read_text() == "precious"
+
+
+def test_the_lock_never_truncates_an_existing_lock_file(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / ".lock").write_text("written by someone else")
+    with run_lock(run_dir):
+        pass
+    assert (run_dir / ".lock").read_text() == "written by someone else"
 
 
 def test_run_lock_of_a_killed_process_is_not_stale(tmp_path):
@@ -415,6 +440,32 @@ def test_pickled_peft_adapter_is_refused_unless_allowed(tmp_path, write_config):
     assert resolved.adapter_dir == adapter and resolved.start_ref == str(tmp_path / "base")
 
 
+@pytest.mark.parametrize("decoy", ["decoy.safetensors", "model.safetensors", "adapter_model.safetensors.bak"])
+def test_a_safetensors_decoy_beside_a_pickled_adapter_is_refused(tmp_path, write_config, decoy):
+    adapter = _adapter(tmp_path, "adapter_model.bin")
+    (adapter / decoy).write_bytes(b"")
+    with pytest.raises(HarnessError, match="adapter_model.bin.*allow_pickle"):
+        resolve_checkpoint(str(adapter), load_config(write_config()), tmp_path / "runs")
+    with pytest.raises(HarnessError, match="adapter_model.bin.*allow_pickle"):
+        check_weight_files(adapter, allow_pickle=False, adapter=True)
+
+
+def test_a_safetensors_decoy_beside_pickled_model_weights_is_refused(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "pytorch_model.bin").write_bytes(b"\x80\x02pickled model")
+    (model / "decoy.safetensors").write_bytes(b"")
+    with pytest.raises(HarnessError, match="pytorch_model.bin.*allow_pickle"):
+        check_weight_files(model, allow_pickle=False)
+
+
+def test_a_checkpoint_path_through_dot_dot_is_named_after_the_folder_it_reaches(tmp_path, write_config):
+    adapter = _adapter(tmp_path, "adapter_model.safetensors")
+    (adapter / "sub").mkdir()
+    resolved = resolve_checkpoint(f"{adapter}/sub/..", load_config(write_config()), tmp_path / "runs")
+    assert resolved.name == "adapter"
+
+
 def test_safetensors_peft_adapter_is_accepted(tmp_path, write_config):
     adapter = _adapter(tmp_path, "adapter_model.safetensors")
     resolved = resolve_checkpoint(str(adapter), load_config(write_config()), tmp_path / "runs")
@@ -586,3 +637,66 @@ def test_determinism_record_reads_the_live_torch_settings(deterministic, tmp_pat
     manifest = Manifest(arm="base", stage=None, parent=None, base_model="m", base_fingerprint="f", config_hash="c", seed=7, determinism=record)
     manifest.save(tmp_path)
     assert Manifest.load(tmp_path).determinism == record
+
+
+# ---- 8. damaged run directories and quick looks ----
+
+FIXTURE_RUN = REPO / "tests" / "fixtures" / "run_fixture"
+
+
+@pytest.fixture
+def fixture_run(tmp_path) -> Path:
+    run_dir = tmp_path / "run"
+    shutil.copytree(FIXTURE_RUN, run_dir)
+    return run_dir
+
+
+@pytest.mark.parametrize("damaged", ["results/base.json", "samples/base/safety.jsonl"])
+def test_damaged_saved_results_are_named_with_the_command_that_redoes_them(fixture_run, damaged):
+    from harness.evals.runner import add_deltas, read_result
+
+    path = fixture_run / damaged
+    path.write_bytes(path.read_bytes()[:100])
+    result, damage = read_result(fixture_run, "base")
+    assert result is None and damage.startswith(f"{path}: damaged")
+    with pytest.raises(HarnessError, match=r"damaged .*`harness eval --checkpoint base`") as raised:
+        add_deltas(fixture_run, load_config(REPO / "configs" / "tiny.yaml"), ["base", "domain"])
+    assert "\n" not in str(raised.value)
+
+
+def test_a_per_sample_log_missing_records_is_damage(fixture_run):
+    from harness.evals.runner import read_result
+
+    log = fixture_run / "samples" / "domain" / "similarity.jsonl"
+    log.write_text("".join(log.read_text().splitlines(keepends=True)[:-1]))
+    assert read_result(fixture_run, "domain")[1].startswith(f"{log}: damaged (holds")
+
+
+def test_adapter_weights_that_do_not_match_the_manifest_are_damage(tmp_path):
+    from harness.models.checkpoints import adapter_fingerprint, read_checkpoint
+
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"trained weights")
+    Manifest(arm="domain", stage="domain", parent=None, base_model="m", base_fingerprint="f", config_hash="c", seed=0,
+             adapter_fingerprint=adapter_fingerprint(tmp_path)).save(tmp_path)
+    assert read_checkpoint(tmp_path)[1] is None
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"trained")
+    manifest, damage = read_checkpoint(tmp_path)
+    assert manifest is None and "adapter files do not match" in damage
+    with pytest.raises(HarnessError, match="adapter files do not match.*`harness run-all` retrains domain"):
+        load_complete_manifest(tmp_path, "domain")
+
+
+@pytest.mark.parametrize(
+    "suite, limit, beside",
+    [
+        (["safety"], 20, "partial/safety-limit20"),
+        (["safety", "perplexity"], None, "partial/perplexity+safety"),
+        (["perplexity", "similarity", "safety"], 5, "partial/perplexity+safety+similarity-limit5"),
+        (["perplexity", "similarity", "safety"], None, ""),
+    ],
+)
+def test_an_eval_measuring_less_than_the_saved_one_goes_beside_it(fixture_run, suite, limit, beside):
+    from harness.evals.runner import results_root
+
+    assert results_root(fixture_run, "base", suite, limit) == fixture_run / beside
+    assert results_root(fixture_run, "never-evaluated", suite, limit) == fixture_run

@@ -559,3 +559,108 @@ def test_headline_safety_data_and_manifest_sections_carry_the_saved_facts(render
         stage = json.loads((run_dir / "checkpoints" / arm / "manifest.json").read_text())
         assert f"| {stage['tokens_per_s']:.1f} |" in manifest.split("### Stages")[1].split("###")[0], arm
     assert "### Config" in manifest and "### Seeds" in manifest
+
+
+# ---- absurd numbers, stray characters, bare links ----
+
+
+def _set_metric(run_dir: Path, checkpoint: str, metric: str, value: float, ci: tuple[float, float]) -> None:
+    path = run_dir / "results" / f"{checkpoint}.json"
+    result = json.loads(path.read_text())
+    result["metrics"][metric].update(value=value, ci_low=ci[0], ci_high=ci[1])
+    path.write_text(json.dumps(result))
+
+
+@pytest.mark.parametrize(
+    "value, ci, shown",
+    [
+        (1.7e308, (1.7e308, 1.7e308), "1.7e+308"),
+        (1e308, (-1e308, 1e308), "1e+308"),
+        (-1e308, (-1e308, -1e308), "-1e+308"),
+        (math.inf, (math.inf, math.inf), "inf"),
+        (math.nan, (math.nan, math.nan), "nan"),
+    ],
+)
+def test_absurd_and_non_finite_metrics_render_as_such_in_bounded_time(run_dir, value, ci, shown):
+    _set_metric(run_dir, "base", "heldout_perplexity", value, ci)
+    script = f"from harness.reports import render_report; render_report({str(run_dir)!r})"
+    subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True, capture_output=True, timeout=120)
+    markdown = (run_dir / "report.md").read_text(encoding="utf-8")
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    row = next(line for line in markdown.splitlines() if line.startswith("| Held-out perplexity"))
+    assert row.split(" | ")[1].strip("*").startswith(shown), row
+    assert f"{shown} (off scale)" in html
+    assert max(len(token) for token in re.findall(r"[\d.]+", markdown + html)) < 40, "a number printed digit by digit"
+
+
+def test_an_all_zero_rate_chart_spans_0_to_100_percent(run_dir):
+    from harness.reports.plots import metric_bars
+    from harness.reports.load import load_run
+
+    for checkpoint in ("base", "domain", "instruct", "instruct-only"):
+        _set_metric(run_dir, checkpoint, "over_refusal_rate_benign", 0.0, (0.0, 0.0))
+    svg = metric_bars("over_refusal_rate_benign", load_run(run_dir).results)
+    labels = re.findall(r">(-?[\d.]+%)<", svg)
+    assert labels[0] == "0%" and labels[-1] == "100%" and not any(label.startswith("-") for label in labels), labels
+    assert nice_ticks(0.0, 0.0) == [0.0, 0.25, 0.5, 0.75, 1.0]
+
+
+def test_a_format_that_fails_to_render_leaves_the_previous_pair(run_dir, monkeypatch):
+    import harness.reports as reports
+
+    render_report(run_dir)
+    before = {name: (run_dir / name).read_bytes() for name in ("report.md", "report.html")}
+    _set_metric(run_dir, "base", "heldout_perplexity", 99.0, (98.0, 100.0))
+
+    def failing_html(report):
+        raise RuntimeError("the HTML template broke")
+
+    monkeypatch.setitem(reports.FORMATS, "html", ("report.html", failing_html))
+    with pytest.raises(RuntimeError, match="HTML template broke"):
+        render_report(run_dir)
+    assert {name: (run_dir / name).read_bytes() for name in before} == before
+
+
+def _plant_in_safety_replies(run_dir: Path, text: str) -> None:
+    """Append `text` to every reply in base's safety log, so it reaches the report's failure table."""
+    path = run_dir / "samples" / "base" / "safety.jsonl"
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for record in records:
+        record["output"] = f"{record['output']} {text}"
+    path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+
+
+def test_bare_urls_in_model_text_do_not_become_links_on_github(run_dir):
+    import cmarkgfm
+
+    _plant_in_safety_replies(run_dir, "Visit https://evil.invalid/a, www.evil.invalid or mail help@evil.invalid now.")
+    markdown = render_report(run_dir, ["md"])[0].read_text(encoding="utf-8")
+    html = cmarkgfm.github_flavored_markdown_to_html(markdown)
+    assert "evil.invalid" in html
+    assert not re.search(r"<a [^>]*evil\.invalid", html), re.findall(r"<a [^>]*>", html)
+    text = re.sub(r"<[^>]+>", "", html).replace("\u2060", "")
+    assert "Visit https://evil.invalid/a, www.evil.invalid or mail help@evil.invalid now." in text
+
+
+def test_control_and_bidi_characters_are_shown_not_passed_into_the_reports(run_dir):
+    _plant_in_safety_replies(run_dir, "bell\x07 escape\x1b[2J reversed\u202eevil\u202c end\x9b")
+    markdown, html = (path.read_text(encoding="utf-8") for path in render_report(run_dir))
+    for text in (markdown, html):
+        assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", text)
+        assert "bell␇ escape␛[2J reversed‹U+202E›evil‹U+202C› end‹U+009B›" in text
+
+
+@pytest.mark.parametrize("damage", ["binary config.yaml", "results/x.json is a folder", "samples log is a folder"])
+def test_unreadable_run_files_are_one_line_errors_naming_them(run_dir, damage):
+    if damage == "binary config.yaml":
+        (run_dir / "config.yaml").write_bytes(bytes(range(256)))
+        named = run_dir / "config.yaml"
+    elif damage == "results/x.json is a folder":
+        named = run_dir / "results" / "x.json"
+        named.mkdir()
+    else:
+        named = run_dir / "samples" / "base" / "extra.jsonl"
+        named.mkdir()
+    with pytest.raises(HarnessError) as raised:
+        render_report(run_dir)
+    assert str(raised.value).startswith(f"{named}:") and "\n" not in str(raised.value)

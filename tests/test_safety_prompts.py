@@ -90,6 +90,15 @@ def test_filters_that_leave_nothing_are_an_error(tmp_path):
         _load({"path": str(path), "categories": ["crisis"]})
 
 
+def test_an_empty_file_says_it_holds_no_prompts_not_that_filters_removed_them(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("")
+    with pytest.raises(HarnessError) as raised:
+        _load({"path": str(path)})
+    assert "the files hold no prompts" in str(raised.value) and str(path) in str(raised.value)
+    assert "filter" not in str(raised.value)
+
+
 def test_xstest_shared_file(shared_data):
     prompts = _load({"path": str(shared_data / "safety" / "xstest_prompts.csv"), "format": "xstest"})
     assert len(prompts) == 450

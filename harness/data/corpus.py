@@ -16,7 +16,7 @@ from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError, DeprecationError, PyPdfError
 
 from harness.run.config import DomainDataConfig
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, first_line
 from harness.core.fingerprint import sha256_file, sha256_texts
 from harness.data.pdf_cleanup import (
     PAGE_BREAK,
@@ -303,7 +303,7 @@ def _open_pdf(path: Path) -> PdfReader:
     except DependencyError as exc:
         raise HarnessError(f"{path}: PDF is encrypted and needs `pip install cryptography` to open ({exc})") from exc
     except _DAMAGED_PDF as exc:
-        raise HarnessError(f"{path}: not a readable PDF ({_first_line(exc)}); {fix}") from exc
+        raise HarnessError(f"{path}: not a readable PDF ({first_line(exc)}); {fix}") from exc
     if pages == 0:
         raise HarnessError(f"{path}: PDF has 0 pages; {fix}")
     return reader
@@ -315,12 +315,9 @@ def _extract_page_texts(reader: PdfReader, path: Path) -> list[str]:
         try:
             texts.append(page.extract_text() or "")
         except _DAMAGED_PDF as exc:
-            raise HarnessError(f"{path}: page {number} cannot be read ({_first_line(exc)}); the PDF may be damaged, export it again") from exc
+            raise HarnessError(f"{path}: page {number} cannot be read ({first_line(exc)}); the PDF may be damaged, export it again") from exc
     return texts
 
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def load_domain_corpus(cfg: DomainDataConfig) -> DomainCorpus:

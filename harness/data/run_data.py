@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from harness.run.config import HarnessConfig
 from harness.data.conversations import CounselingData, load_counseling
 from harness.data.corpus import DomainCorpus, load_domain_corpus
+from harness.core.errors import HarnessError
 from harness.core.fingerprint import sha256_texts
 from harness.data.safety_prompts import SafetyPrompt, load_safety_prompts
 
@@ -28,9 +31,20 @@ class RunData:
         }
 
 
+@contextlib.contextmanager
+def data_file_errors() -> Iterator[None]:
+    """Turn an OS error on a data file the config names (a path too long for the file system, no
+    permission) into the one-line user error it is."""
+    try:
+        yield
+    except OSError as exc:
+        raise HarnessError(f"{exc.filename or 'a data file'}: cannot be read ({exc.strerror}); fix its path in the config's `data` section") from exc
+
+
 def load_run_data(config: HarnessConfig) -> RunData:
-    return RunData(
-        corpus=load_domain_corpus(config.data.domain),
-        counseling=load_counseling(config.data.counseling, config.seed),
-        safety=load_safety_prompts(config.data.safety),
-    )
+    with data_file_errors():
+        return RunData(
+            corpus=load_domain_corpus(config.data.domain),
+            counseling=load_counseling(config.data.counseling, config.seed),
+            safety=load_safety_prompts(config.data.safety),
+        )

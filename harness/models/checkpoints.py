@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.run.config import HarnessConfig
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, first_line
 from harness.run.manifest import MANIFEST_NAME, Manifest
 from harness.models.loading import check_weight_files, resolve_model, weights_fingerprint
 
@@ -81,8 +81,7 @@ def read_checkpoint(directory: Path) -> tuple[Manifest | None, str | None]:
     try:
         manifest = Manifest.load(directory)
     except (OSError, ValueError) as exc:
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-        return None, f"{directory / MANIFEST_NAME}: not a valid manifest ({reason})"
+        return None, f"{directory / MANIFEST_NAME}: not a valid manifest ({first_line(exc)})"
     if manifest.adapter_fingerprint is not None and adapter_fingerprint(directory) != manifest.adapter_fingerprint:
         return None, f"{directory}: adapter files do not match the fingerprint in {MANIFEST_NAME} (truncated or replaced)"
     return manifest, None

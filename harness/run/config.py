@@ -574,4 +574,4 @@ def load_config(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -
     try:
         return HarnessConfig.model_validate(data, context={"base_dir": Path.cwd()})
     except ValidationError as exc:
-        raise _format_error(exc, f"{path} with --set {' '.join(overrides)}") from exc
+        raise _format_error(exc, f"{path} with " + " ".join(f"--set {item!r}" for item in overrides)) from exc
