@@ -89,7 +89,7 @@ def test_usage_errors_are_one_line_with_exit_2(args, needles):
         ("name=[unclosed", ["--set 'name=[unclosed'", "not valid YAML"]),
         ("seed=-1", ["`seed`", "greater than or equal to 0"]),
         ("training.domain.learning_rate=.inf", ["`training.domain.learning_rate`", "finite"]),
-        ("arms=[instruct]", ["`arms`", "add `domain`"]),
+        ("arms=[instruct]", ["arms[0] (instruct)", "parent 'domain'"]),
     ],
 )
 def test_bad_overrides_are_one_line_errors_naming_the_key(override, needles):
