@@ -113,3 +113,22 @@ def test_adapter_fingerprint_ignores_the_order_peft_writes_target_modules_in(tmp
     assert fingerprints[0] == fingerprints[1]
     (directory / "adapter_config.json").write_text(json.dumps({"r": 8, "target_modules": ["q_proj", "v_proj"]}))
     assert adapter_fingerprint(directory) != fingerprints[0]
+
+
+def test_a_checkpoint_fingerprinted_the_older_way_is_still_trusted(tmp_path):
+    """Manifests written before target_modules were sorted for hashing hold the files' raw hash."""
+    import json
+
+    from harness.models.checkpoints import adapter_fingerprint, read_checkpoint
+    from harness.run.manifest import Manifest
+
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 4, "target_modules": ["v_proj", "q_proj"]}))
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"weights")
+    legacy = adapter_fingerprint(tmp_path, canonical=False)
+    assert legacy != adapter_fingerprint(tmp_path)
+    Manifest(arm="domain", stage="domain", parent=None, base_model="m", base_fingerprint="b", config_hash="c", seed=0,
+             adapter_fingerprint=legacy).save(tmp_path)
+    manifest, damage = read_checkpoint(tmp_path)
+    assert damage is None and manifest.adapter_fingerprint == legacy
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"weights, truncated")
+    assert read_checkpoint(tmp_path)[0] is None

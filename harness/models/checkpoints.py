@@ -45,16 +45,18 @@ def is_complete(directory: Path) -> bool:
     return (Path(directory) / MANIFEST_NAME).is_file()
 
 
-def adapter_fingerprint(adapter_dir: Path) -> str:
+def adapter_fingerprint(adapter_dir: Path, *, canonical: bool = True) -> str:
     """Hash of the adapter's weights and settings; equal adapters hash equal across processes.
 
     PEFT writes `target_modules` from a set, in an order that changes between processes, so the
-    settings are hashed with that list sorted.
+    settings are hashed with that list sorted. `canonical=False` hashes the files as they are, as
+    manifests written before that change recorded it.
     """
     digest = hashlib.sha256()
     for file in sorted(Path(adapter_dir).glob("adapter_*")):
         digest.update(file.name.encode())
-        digest.update(_canonical_adapter_config(file.read_bytes()) if file.name == "adapter_config.json" else file.read_bytes())
+        raw = file.read_bytes()
+        digest.update(_canonical_adapter_config(raw) if canonical and file.name == "adapter_config.json" else raw)
     return digest.hexdigest()[:16]
 
 
@@ -82,7 +84,8 @@ def read_checkpoint(directory: Path) -> tuple[Manifest | None, str | None]:
         manifest = Manifest.load(directory)
     except (OSError, ValueError) as exc:
         return None, f"{directory / MANIFEST_NAME}: not a valid manifest ({first_line(exc)})"
-    if manifest.adapter_fingerprint is not None and adapter_fingerprint(directory) != manifest.adapter_fingerprint:
+    recorded = manifest.adapter_fingerprint
+    if recorded is not None and recorded not in (adapter_fingerprint(directory), adapter_fingerprint(directory, canonical=False)):
         return None, f"{directory}: adapter files do not match the fingerprint in {MANIFEST_NAME} (truncated or replaced)"
     return manifest, None
 
