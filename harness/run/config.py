@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from harness.core.errors import HarnessError
 from harness.run.grid import Plan, expand_plan, grid_points
-from harness.run.lineage import CLASSIC_ARMS, CLASSIC_COMPARISONS, ArmSpec, ComparisonSpec, Lineage, expand_named_arms, plain_name
+from harness.run.lineage import CLASSIC_ARMS, CLASSIC_COMPARISONS, ArmSpec, ComparisonSpec, Lineage, check_overridable, expand_named_arms, plain_name
 from harness.core.jsonl import not_utf8
 
 
@@ -387,7 +387,7 @@ class HarnessConfig(Strict):
     @model_validator(mode="after")
     def _valid_lineage(self, info: ValidationInfo) -> HarnessConfig:
         """Check the table, each arm's overrides (stored resolved: paths absolute) and the grid's points."""
-        self.table
+        Lineage(arms=self.arms, comparisons=self.comparisons)  # raises on an unknown parent, a cycle, a duplicate
         for i, arm in enumerate(self.arms):
             if arm.overrides:
                 arm_settings = self._with_overrides(arm.overrides, info.context, f"arms[{i}] ({arm.name}).overrides")
@@ -398,11 +398,11 @@ class HarnessConfig(Strict):
                 raise ValueError(f"grid.{axis}: give at least one value")
             for value in values:
                 settings = value if isinstance(value, dict) else {axis: value}
-                ArmSpec(name="grid", stage="domain", overrides=settings)
+                check_overridable(settings)
                 self._with_overrides(settings, info.context, f"grid.{axis}")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: {self.seeds} repeats a seed; list each replicate once")
-        self.plan
+        self.plan.lineage.training_order()  # expanding the grid validates every node's settings
         return self
 
     @property

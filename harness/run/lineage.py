@@ -24,6 +24,14 @@ OVERRIDABLE_KEYS = ("seed", "model.quantization")
 is measured on the same items with the same settings."""
 
 
+def check_overridable(settings: dict[str, Any]) -> None:
+    """Refuse a setting an arm (or a grid axis) may not change for itself."""
+    allowed = ", ".join([*(f"{section}*" for section in OVERRIDABLE_SECTIONS), *OVERRIDABLE_KEYS])
+    for key in settings:
+        if key not in OVERRIDABLE_KEYS and not key.startswith(OVERRIDABLE_SECTIONS):
+            raise ValueError(f"override `{key}` is not per-arm; an arm may override {allowed}")
+
+
 def plain_name(value: str, what: str) -> str:
     """A name that is safe as a directory name (arms and runs become directories)."""
     if not value or value in {".", ".."} or any(c in value for c in "/\\\0") or value != value.strip():
@@ -54,10 +62,7 @@ class ArmSpec(BaseModel):
     @field_validator("overrides")
     @classmethod
     def _overridable(cls, v: dict[str, Any]) -> dict[str, Any]:
-        allowed = ", ".join([*(f"{section}*" for section in OVERRIDABLE_SECTIONS), *OVERRIDABLE_KEYS])
-        for key in v:
-            if key not in OVERRIDABLE_KEYS and not key.startswith(OVERRIDABLE_SECTIONS):
-                raise ValueError(f"override `{key}` is not per-arm; an arm may override {allowed}")
+        check_overridable(v)
         return v
 
 
