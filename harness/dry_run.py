@@ -77,10 +77,11 @@ def show_plan(config: HarnessConfig) -> None:
     for member in plan.members:
         serves[member.node] = serves.get(member.node, 0) + 1
     total_seconds, from_machine = 0.0, 0
+    measured = {stage: measured_tokens_per_s(config, stage) for stage in {arm.stage for arm in plan.lineage.arms}}
     for arm in plan.lineage.training_order():
         arm_config = config.arm_config(arm.name)
         tokens = stage_tokens(arm_config, arm.stage, data, tokenizer)
-        speed = measured_tokens_per_s(config, arm.stage)
+        speed = measured[arm.stage]
         if speed is None:
             speed, from_machine = machine_tokens_per_s(arm_config, arm.stage, model_config, gflops), from_machine + 1
         seconds = tokens / speed
