@@ -58,12 +58,15 @@ class RunContext:
     """Training data of arms that override `data.*`, keyed by their data settings' hash."""
 
     def data_for(self, config: HarnessConfig) -> RunData:
-        """The data an arm trains on: the run's, or its own when its overrides change `data`; loaded once."""
-        key = config_hash(config.data.model_dump(mode="json", exclude={"safety"}) | {"seed": config.seed})
-        if key == config_hash(self.config.data.model_dump(mode="json", exclude={"safety"}) | {"seed": self.config.seed}):
+        """The data an arm trains on: the run's, or its own when its overrides change `data`; loaded once.
+
+        Splits always use the run's seed: a seed replicate varies training, never which items are held out.
+        """
+        key = config_hash(config.data.model_dump(mode="json", exclude={"safety"}))
+        if key == config_hash(self.config.data.model_dump(mode="json", exclude={"safety"})):
             return self.data
         if key not in self.arm_data:
-            self.arm_data[key] = load_run_data(config)
+            self.arm_data[key] = load_run_data(config.model_copy(update={"seed": self.config.seed}))
         return self.arm_data[key]
 
 

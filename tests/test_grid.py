@@ -14,6 +14,7 @@ from harness.core.errors import HarnessError
 from harness.run.config import load_config
 from harness.run.grid import grid_points
 from harness.run.grid_results import GridResult
+from harness.run.manifest import Manifest
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny.yaml"
@@ -92,6 +93,8 @@ def test_a_tiny_grid_trains_each_distinct_node_once_and_reports_over_seeds(grid_
     trained = sorted(p.name for p in (grid_run / "checkpoints").iterdir() if p.name != "base")
     assert trained == ["domain.p0.s0", "domain.p0.s1", "instruct.p0.s0", "instruct.p0.s1", "instruct.p1.s0", "instruct.p1.s1"]
     assert len(list((grid_run / "results").glob("*.json"))) == 7
+    splits = {Manifest.load(grid_run / "checkpoints" / node).data_fingerprints.get("counseling_split") for node in trained[2:]}
+    assert len(splits) == 1 and None not in splits, "every seed trains on the run's one split; the test items never move"
     grid = GridResult.load(grid_run / "grid.json")
     cells = {(c.arm, c.reference, c.point, c.metric): c.delta for c in grid.cells}
     domain = cells[("domain", "base", "p0", "heldout_perplexity")]

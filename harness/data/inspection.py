@@ -139,7 +139,7 @@ def _arm_leakage(config: HarnessConfig, data: RunData, data_for: Callable[[Harne
         if not any(key.startswith("data.") for key in arm.overrides):
             continue
         arm_config = config.arm_config(arm.name)
-        own = data_for(arm_config)
+        own = data_for(arm_config.model_copy(update={"seed": config.seed}))
         leakage = Leakage(
             heldout_ngram_overlap=ngram_overlap(own.corpus.train_text, data.corpus.heldout_text),
             ngram_n=NGRAM_N,
