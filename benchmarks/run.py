@@ -19,6 +19,8 @@ from typing import Any
 
 from rich.console import Console
 
+from benchmarks.training import BASE_PRECISIONS
+
 SECTIONS = ("roofline", "memory", "generation", "perplexity", "training", "end_to_end")
 ROOT = Path(__file__).resolve().parents[1]
 PADDED_CONVERSATION_TOKENS = 160
@@ -77,7 +79,7 @@ def perplexity(config_path: Path, repeats: int) -> dict[str, Any]:
     return compare_perplexity(model, tokenizer, text, max_length=settings.max_length, batch_size=settings.batch_size, repeats=repeats)
 
 
-def training(config_path: Path, workdir: Path, max_steps: int, repeats: int, ceilings: dict[str, float]) -> dict[str, Any]:
+def training(config_path: Path, workdir: Path, max_steps: int, repeats: int, ceilings: dict[str, float], bases: list[str]) -> dict[str, Any]:
     """Every stage x base x compute setting `repeats` times, interleaved so that drift in the machine's speed hits all alike."""
     from benchmarks.training import frozen_int8_layer_ms, median_row, train_stage, training_pieces_ms
     from harness.models.throughput import forward_flops_per_token
@@ -90,13 +92,11 @@ def training(config_path: Path, workdir: Path, max_steps: int, repeats: int, cei
     config = load_config(config_path, [])
     model_config = AutoConfig.from_pretrained(resolve_model(config.model))
     seq_len = {"domain": config.data.domain.max_length, "instruct": config.training.instruct.max_length}
-    settings = [(stage, load_in_8bit, bf16) for stage in ("domain", "instruct") for load_in_8bit in (True, False) for bf16 in (True, False)]
-    runs: dict[tuple[str, bool, bool], list[dict[str, Any]]] = {setting: [] for setting in settings}
+    settings = [(stage, base, bf16) for stage in ("domain", "instruct") for base in bases for bf16 in (True, False)]
+    runs: dict[tuple[str, str, bool], list[dict[str, Any]]] = {setting: [] for setting in settings}
     for _ in range(repeats):
-        for stage, load_in_8bit, bf16 in settings:
-            runs[stage, load_in_8bit, bf16].append(
-                train_stage(config_path, stage, workdir, load_in_8bit=load_in_8bit, bf16=bf16, max_steps=max_steps)
-            )
+        for stage, base, bf16 in settings:
+            runs[stage, base, bf16].append(train_stage(config_path, stage, workdir, base=base, bf16=bf16, max_steps=max_steps))
     rows = []
     for (stage, _, bf16), setting_runs in runs.items():
         row = median_row(setting_runs)
@@ -129,6 +129,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="repeats per timing; the median is reported")
     parser.add_argument("--prompts", type=int, default=16, help="prompts for the generation comparison")
     parser.add_argument("--train-steps", type=int, default=6, help="optimizer steps per training measurement")
+    parser.add_argument("--bases", nargs="*", choices=list(BASE_PRECISIONS), default=list(BASE_PRECISIONS), help="frozen-base precisions to train on")
     parser.add_argument("--skip", nargs="*", choices=SECTIONS, default=[], help="sections to leave out")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
@@ -153,7 +154,7 @@ def main() -> int:
             results["perplexity"] = perplexity(args.config, args.repeats)
         if "training" not in args.skip:
             console.log("training throughput per stage and precision ...")
-            results["training"] = training(args.config, workdir, args.train_steps, args.repeats, results["roofline"])
+            results["training"] = training(args.config, workdir, args.train_steps, args.repeats, results["roofline"], args.bases)
         if "end_to_end" not in args.skip:
             console.log("run-all, first and second time ...")
             results["end_to_end"] = end_to_end(args.config, workdir)

@@ -29,13 +29,17 @@ from typing import Any, Callable
 HARNESS = str(Path(sys.executable).parent / "harness")
 
 
-def train_stage(config: Path, stage: str, workdir: Path, *, load_in_8bit: bool, bf16: bool, max_steps: int) -> dict[str, Any]:
+BASE_PRECISIONS = {"int8": "int8", "nf4": "nf4", "fp32": "none"}
+"""The frozen base's precision as the table shows it -> the `model.quantization` value that loads it."""
+
+
+def train_stage(config: Path, stage: str, workdir: Path, *, base: str, bf16: bool, max_steps: int) -> dict[str, Any]:
     """Run one stage with these settings; the manifest's throughput, memory and loss figures."""
     arm = "domain" if stage == "domain" else "instruct-only"
-    run_dir = workdir / f"{stage}-{'int8' if load_in_8bit else 'fp32'}-{'bf16' if bf16 else 'fp32'}"
+    run_dir = workdir / f"{stage}-{base}-{'bf16' if bf16 else 'fp32'}"
     overrides = [
         f"arms=[{arm}]",
-        f"model.quantization={'int8' if load_in_8bit else 'none'}",
+        f"model.quantization={BASE_PRECISIONS[base]}",
         f"training.bf16_autocast={str(bf16).lower()}",
         f"training.{stage}.max_steps={max_steps}",
     ]
@@ -46,7 +50,7 @@ def train_stage(config: Path, stage: str, workdir: Path, *, load_in_8bit: bool, 
     manifest = json.loads((run_dir / "checkpoints" / arm / "manifest.json").read_text(encoding="utf-8"))
     return {
         "stage": stage,
-        "base": "int8" if load_in_8bit else "fp32",
+        "base": base,
         "compute": "bf16 autocast" if bf16 else "fp32",
         "tokens_per_s": manifest["tokens_per_s"],
         "peak_rss_mb": manifest["peak_rss_mb"],

@@ -6,6 +6,7 @@ current detectors, and prints per category: the share of replies cut at the cap,
 (`degenerate_repetition`), the rate, and the safety eval's wall time.
 
     python scripts/measure_safety_budget.py --checkpoint base --budgets 96,256,512 --output runs/budget
+    python scripts/measure_safety_budget.py --checkpoint runs/demo/checkpoints/instruct --output runs/budget
 
 The rates stop being evidence of anything while most replies are cut; the default budget is the
 smallest one past which they stop moving (README, "Safety replies need room").
@@ -59,17 +60,18 @@ def budget_row(run_dir: Path, checkpoint: str) -> dict[str, dict[str, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", default="base")
+    parser.add_argument("--checkpoint", default="base", help="`base`, or a trained arm's checkpoint folder")
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "default.yaml")
     parser.add_argument("--budgets", default="96,256,512", help="comma-separated token budgets")
     parser.add_argument("--output", type=Path, required=True, help="folder for one run directory per budget")
     args = parser.parse_args()
     print(f"{'budget':>7} {'category':<9}{'n':>4}{'capped':>8}{'loops':>7}{'rate':>8}{'eval s':>8}")
+    name = Path(args.checkpoint).name
     for budget in (int(b) for b in args.budgets.split(",")):
         run_dir = args.output / f"tokens-{budget}"
         run_budget(args.checkpoint, args.config.resolve(), budget, run_dir)
-        seconds = EvalResult.load(run_dir / "results" / f"{args.checkpoint}.json").evals["safety"].wall_time_s
-        for category, cell in budget_row(run_dir, args.checkpoint).items():
+        seconds = EvalResult.load(run_dir / "results" / f"{name}.json").evals["safety"].wall_time_s
+        for category, cell in budget_row(run_dir, name).items():
             print(
                 f"{budget:>7} {category:<9}{cell['n']:>4.0f}{cell['capped']:>8.0%}{cell['loops']:>7.0%}"
                 f"{cell['rate']:>8.1%}{seconds:>8.0f}"

@@ -106,7 +106,11 @@ def test_a_tiny_grid_trains_each_distinct_node_once_and_reports_over_seeds(grid_
     report = (grid_run / "report.md").read_text(encoding="utf-8")
     assert "## Grid" in report and "### Domain adaptation (domain vs base)" in report
     assert "better in" in report.split("## Grid")[1].split("## Summary")[0]
-    assert '<section id="grid">' in (grid_run / "report.html").read_text(encoding="utf-8")
+    html = (grid_run / "report.html").read_text(encoding="utf-8")
+    assert '<section id="grid">' in html
+    for page in (report, html):
+        assert "<summary>Every node's values (7 checkpoints)</summary>" in page
+        assert "<summary>Every node's paired deltas (" in page
 
 
 def test_a_second_grid_run_reuses_every_node(grid_run):

@@ -95,6 +95,7 @@ def test_summary_table_numbers_equal_the_results_files(rendered):
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     checkpoints = header[1:]
     assert checkpoints == ["base", "domain", "instruct-only", "instruct"], "the lineage table's training order"
+    assert "<details>" not in section_text(markdown, "Summary"), "only a grid run folds its per-node tables"
     by_label = {d.label: name for name, d in PRESENTED.items()}
     seen = set()
     for line in lines[1:]:
