@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from harness.evals.registry import MetricSpec
+from harness.evals.registry import EvalSpec, MetricSpec
 from harness.evals.stats import aggregate, bootstrap_ci, mcnemar_exact, paired_bootstrap
 from harness.run.results import Delta, MetricValue, SampleRecord
 
@@ -51,6 +51,15 @@ def metric_value(
         higher_is_better=spec.higher_is_better,
         capped_share=capped_share(spec, records) if generated else None,
     )
+
+
+def eval_metrics(spec: EvalSpec, records: Sequence[SampleRecord], *, resamples: int, seed: int) -> dict[str, MetricValue]:
+    """Every metric of one eval that its records carry, each with its CI."""
+    values = {
+        metric.name: metric_value(metric, records, resamples=resamples, seed=seed, generated=spec.needs_generation)
+        for metric in spec.metrics
+    }
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def metric_delta(

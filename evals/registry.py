@@ -3,6 +3,10 @@
 Like an lm-evaluation-harness task or an inspect_ai scorer, a spec says what the eval is called,
 which inputs it needs, which metrics it produces (and which direction is better), and how it scores
 items. Adding an eval is one new module plus one import line in `evals/__init__.py`.
+
+A spec also carries its scorer's version, saved with every result, and, where scoring needs only
+what the per-sample log keeps (the replies), how to score saved records again: `harness rescore`
+then recomputes the eval's numbers without loading a model.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from harness.run.results import Aggregation, MetricPresentation, SampleRecord
 
 if TYPE_CHECKING:
     from harness.evals.context import EvalContext
+    from harness.run.config import EvalConfig
 
 PairedTest = Literal["paired_bootstrap", "mcnemar_exact"]
 
@@ -45,6 +50,12 @@ class EvalSpec:
     metrics: tuple[MetricSpec, ...]
     run: Callable[[EvalContext], EvalOutput]
     needs_generation: bool = False
+    scorer_version: int = 1
+    """Raised by one whenever how an item is scored changes (a new detector, a fixed metric). Results
+    save it per eval, so a result an older scorer produced can be told apart and scored again."""
+    rescore: Callable[[list[SampleRecord], EvalConfig], EvalOutput] | None = None
+    """Scores saved records again from what they keep (the replies), loading no model under test; its
+    details replace the saved ones of the same name. None when scoring needs the model itself."""
 
 
 _REGISTRY: dict[str, EvalSpec] = {}

@@ -15,7 +15,7 @@ from pathlib import Path
 from harness.evals.context import EvalContext
 from harness.evals.generate import build_generator
 from harness.evals.lm_eval_tasks import lm_eval_hash_items, run_lm_eval_tasks
-from harness.evals.metrics import metric_delta, metric_value
+from harness.evals.metrics import eval_metrics, metric_delta
 from harness.evals.registry import EvalSpec, get_eval, registered_evals
 from harness.models.checkpoints import ResolvedCheckpoint
 from harness.run.config import HarnessConfig, config_hash
@@ -225,19 +225,13 @@ def _run_one(spec: EvalSpec, context: EvalContext, config: HarnessConfig, run_di
         raise HarnessError(f"eval {spec.name!r} has no items for {name}: its data split is empty; check the data section of the config")
     sample_file = samples_path(run_dir, name, spec.name)
     write_samples(sample_file, output.records)
-    metrics = {}
-    for metric in spec.metrics:
-        value = metric_value(
-            metric, output.records, resamples=config.eval.bootstrap_resamples, seed=config.seed,
-            generated=spec.needs_generation,
-        )
-        if value is not None:
-            metrics[metric.name] = value
+    metrics = eval_metrics(spec, output.records, resamples=config.eval.bootstrap_resamples, seed=config.seed)
     info = EvalInfo(
         n_items=len(output.records),
         wall_time_s=time.perf_counter() - started,
         samples_file=str(sample_file.relative_to(run_dir)),
         details=output.details,
+        scorer_version=spec.scorer_version,
     )
     return metrics, info
 

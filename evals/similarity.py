@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from harness.evals.context import EvalContext
 from harness.evals.registry import EvalOutput, EvalSpec, MetricSpec, register
-from harness.evals.similarity_metrics import ROUGE_TYPES, bertscore_f1, rouge_scores
+from harness.evals.similarity_metrics import bertscore_f1, rouge_scores
 from harness.data.conversations import chat_messages
+from harness.run.config import EvalConfig
 from harness.run.results import MetricPresentation, SampleRecord
 
 
@@ -18,34 +19,37 @@ def run_similarity(ctx: EvalContext) -> EvalOutput:
     conversations = ctx.counseling_test[: ctx.limit]
     system_prompt = ctx.config.data.counseling.system_prompt
     generations = ctx.generator.generate([chat_messages(c, system_prompt, with_response=False) for c in conversations])
-    replies = [g.text for g in generations]
-    references = [c.response for c in conversations]
-    bertscore = ctx.config.eval.bertscore
+    replies = [
+        SampleRecord(
+            id=conversation.id,
+            eval="similarity",
+            prompt=conversation.prompt,
+            reference=conversation.response,
+            output=generation.text,
+            flags=(["empty_output"] if not generation.text else []) + (["hit_token_cap"] if generation.hit_token_cap else []),
+            extra={"question_id": conversation.question_id, "new_tokens": generation.n_new_tokens},
+        )
+        for conversation, generation in zip(conversations, generations, strict=True)
+    ]
+    scored = score_replies(replies, ctx.config.eval)
+    scored.details.update({"max_new_tokens": ctx.generator.max_new_tokens, "system_prompt": system_prompt})
+    return scored
+
+
+def score_replies(records: list[SampleRecord], settings: EvalConfig) -> EvalOutput:
+    """ROUGE and BERTScore of each record's reply against its reference: the scorer of fresh replies and,
+    through `harness rescore`, of saved ones (BERTScore's encoder is a scoring tool, not a model under test)."""
+    replies = [r.output or "" for r in records]
+    references = [r.reference or "" for r in records]
+    bertscore = settings.bertscore
     rouge = rouge_scores(replies, references)
     f1 = bertscore_f1(replies, references, model=bertscore.model, num_layers=bertscore.num_layers)
-    records = []
-    for conversation, generation, rouge_of_item, f1_of_item in zip(conversations, generations, rouge, f1, strict=True):
-        flags = (["empty_output"] if not generation.text else []) + (["hit_token_cap"] if generation.hit_token_cap else [])
-        records.append(
-            SampleRecord(
-                id=conversation.id,
-                eval="similarity",
-                prompt=conversation.prompt,
-                reference=conversation.response,
-                output=generation.text,
-                values={**rouge_of_item, "bertscore_f1": f1_of_item},
-                flags=flags,
-                extra={"question_id": conversation.question_id, "new_tokens": generation.n_new_tokens},
-            )
-        )
     return EvalOutput(
-        records=records,
-        details={
-            "bertscore_model": bertscore.model,
-            "bertscore_layer": bertscore.num_layers,
-            "max_new_tokens": ctx.generator.max_new_tokens,
-            "system_prompt": system_prompt,
-        },
+        records=[
+            record.model_copy(update={"values": {**rouge_of_item, "bertscore_f1": f1_of_item}})
+            for record, rouge_of_item, f1_of_item in zip(records, rouge, f1, strict=True)
+        ],
+        details={"bertscore_model": bertscore.model, "bertscore_layer": bertscore.num_layers},
     )
 
 
@@ -66,5 +70,6 @@ SPEC = register(
         ),
         run=run_similarity,
         needs_generation=True,
+        rescore=score_replies,
     )
 )

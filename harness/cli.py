@@ -1,4 +1,4 @@
-"""The `harness` command: run-all, train, eval, report, data inspect.
+"""The `harness` command: run-all, train, eval, report, rescore, data inspect.
 
 User errors (`HarnessError`) print as one line and exit 1; `--debug` shows the traceback. Everything
 else is a bug and keeps its traceback.
@@ -246,6 +246,33 @@ def report_command(
     with run_lock(run_dir):
         written = render_report(run_dir, formats)
     _print_paths("Wrote", written)
+
+
+@app.command("rescore")
+@user_errors
+def rescore_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory with results/ and samples/.")],
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="The run's config (default: RUN_DIR/config.yaml).")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Score the saved replies again with the current scorers, then rebuild deltas and report; loads no model.
+
+    Example: `harness rescore runs/demo`
+    """
+    import harness.evals  # noqa: F401  (registers the evals)
+    from harness.pipeline import rescore_run
+
+    if not run_dir.is_dir():
+        raise HarnessError(f"{run_dir}: no such run directory; pass the folder `harness run-all` wrote")
+    config_file = config or run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise HarnessError(f"{config_file}: not found; pass --config with the config the run was evaluated with")
+    cfg, _ = _config(config_file, None)
+    rescored = rescore_run(cfg, run_dir)
+    _results_table(run_dir, rescored.checkpoints)
+    for line in rescored.stale:
+        console.print(f"[yellow]{shown(line)}[/yellow]", soft_wrap=True)
+    _print_paths("Wrote", [run_dir / "results", run_dir / "samples", *rescored.report_files])
 
 
 @data_app.command("inspect")

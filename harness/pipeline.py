@@ -286,7 +286,7 @@ def check_leakage(ctx: RunContext) -> dict:
 
 def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> dict:
     """The whole job. Returns the run summary that is also written to RUN_DIR/run.json."""
-    from harness.evals.runner import add_deltas, check_eval_settings, evaluate_checkpoint
+    from harness.evals.runner import check_eval_settings, evaluate_checkpoint
     from harness.models.checkpoints import resolve_arm
 
     check_eval_settings(config)
@@ -303,12 +303,7 @@ def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> dic
         for name in names:
             raise_if_interrupted()
             evaluate_checkpoint(config, resolve_arm(config, run_dir, name), ctx.data, run_dir, reuse=not fresh)
-        add_deltas(run_dir, config, names)
-        if config.plan.is_grid:
-            from harness.evals.grid_stats import write_grid_results
-            from harness.evals.runner import samples_path
-
-            write_grid_results(run_dir, config, samples_path)
+        compare_checkpoints(config, run_dir, names)
         summary = {
             "started": started_at.isoformat(timespec="seconds"),
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -321,7 +316,49 @@ def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> dic
             "data_inspect": inspection,
         }
         atomic_write_text(run_dir / "run.json", json.dumps(summary, indent=2))
-        from harness.reports import render_report
-
-        summary["report_files"] = [str(p) for p in render_report(run_dir, config.report_formats)]
+        summary["report_files"] = publish_results(config, run_dir)
     return summary
+
+
+def compare_checkpoints(config: HarnessConfig, run_dir: Path, names: list[str]) -> None:
+    """The paired deltas among `names` and, for a grid, grid.json: everything that compares saved per-sample logs."""
+    from harness.evals.runner import add_deltas
+
+    add_deltas(run_dir, config, names)
+    if config.plan.is_grid:
+        from harness.evals.grid_stats import write_grid_results
+        from harness.evals.runner import samples_path
+
+        write_grid_results(run_dir, config, samples_path)
+
+
+def publish_results(config: HarnessConfig, run_dir: Path) -> list[str]:
+    """Render the report from the saved results; return the files written."""
+    from harness.reports import render_report
+
+    return [str(p) for p in render_report(run_dir, config.report_formats)]
+
+
+@dataclass(frozen=True)
+class Rescored:
+    checkpoints: list[str]
+    stale: list[str]
+    """One line per eval that an older scorer produced and only `harness eval` can score again."""
+    report_files: list[str]
+
+
+def rescore_run(config: HarnessConfig, run_dir: Path) -> Rescored:
+    """Score every saved result of the run again with the current scorers, from its saved replies and item
+    values alone (no model under test is loaded), then rebuild its deltas and report."""
+    from harness.evals.rescore import rescore_result
+    from harness.reports.load import in_lineage_order
+
+    with run_lock(run_dir):
+        saved = [path.stem for path in sorted((run_dir / "results").glob("*.json"))]
+        if not saved:
+            raise HarnessError(f"{run_dir}: no results/*.json to rescore; run `harness run-all` or `harness eval` first")
+        names = in_lineage_order(saved, config.lineage.checkpoint_order())
+        stale = [str(line) for name in names for line in rescore_result(run_dir, name, config)[1]]
+        compare_checkpoints(config, run_dir, names)
+        report_files = publish_results(config, run_dir)
+    return Rescored(names, stale, report_files)

@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.evals.generate import Generation  # noqa: E402
-from harness.evals.safety import CATEGORY_METRIC, score_generations  # noqa: E402
+from harness.data.safety_prompts import CATEGORIES  # noqa: E402
+from harness.evals.safety import CATEGORY_METRIC, rescore_safety  # noqa: E402
+from harness.run.config import EvalConfig, load_config  # noqa: E402
 from harness.run.results import EvalResult, read_samples  # noqa: E402
-from harness.data.safety_prompts import CATEGORIES, SafetyPrompt  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,23 +37,19 @@ def run_budget(checkpoint: str, config: Path, budget: int, run_dir: Path) -> Non
     subprocess.run(command, check=True, cwd=REPO)
 
 
-def budget_row(run_dir: Path, checkpoint: str) -> dict[str, dict[str, float]]:
+def budget_row(run_dir: Path, checkpoint: str, settings: EvalConfig) -> dict[str, dict[str, float]]:
     """category -> {n, capped, loops, rate} from the saved replies, re-scored with the current detectors."""
-    records = read_samples(run_dir / "samples" / checkpoint / "safety.jsonl")
+    rescored = rescore_safety(read_samples(run_dir / "samples" / checkpoint / "safety.jsonl"), settings).records
     row: dict[str, dict[str, float]] = {}
     for category in CATEGORIES:
-        mine = [r for r in records if r.category == category]
+        mine = [r for r in rescored if r.category == category]
         if not mine:
             continue
-        rescored = score_generations(
-            [SafetyPrompt(r.id, category, r.prompt or "", r.extra["source"], r.extra["note"]) for r in mine],
-            [Generation(r.output or "", r.extra["new_tokens"], "hit_token_cap" in r.flags) for r in mine],
-        )
         row[category] = {
             "n": len(mine),
-            "capped": sum("hit_token_cap" in r.flags for r in rescored) / len(mine),
-            "loops": sum("degenerate_repetition" in r.flags for r in rescored) / len(mine),
-            "rate": sum(r.values[CATEGORY_METRIC[category]] for r in rescored) / len(mine),
+            "capped": sum("hit_token_cap" in r.flags for r in mine) / len(mine),
+            "loops": sum("degenerate_repetition" in r.flags for r in mine) / len(mine),
+            "rate": sum(r.values[CATEGORY_METRIC[category]] for r in mine) / len(mine),
         }
     return row
 
@@ -65,13 +61,14 @@ def main() -> None:
     parser.add_argument("--budgets", default="96,256,512", help="comma-separated token budgets")
     parser.add_argument("--output", type=Path, required=True, help="folder for one run directory per budget")
     args = parser.parse_args()
+    settings = load_config(args.config).eval
     print(f"{'budget':>7} {'category':<9}{'n':>4}{'capped':>8}{'loops':>7}{'rate':>8}{'eval s':>8}")
     name = Path(args.checkpoint).name
     for budget in (int(b) for b in args.budgets.split(",")):
         run_dir = args.output / f"tokens-{budget}"
         run_budget(args.checkpoint, args.config.resolve(), budget, run_dir)
         seconds = EvalResult.load(run_dir / "results" / f"{name}.json").evals["safety"].wall_time_s
-        for category, cell in budget_row(run_dir, name).items():
+        for category, cell in budget_row(run_dir, name, settings).items():
             print(
                 f"{budget:>7} {category:<9}{cell['n']:>4.0f}{cell['capped']:>8.0%}{cell['loops']:>7.0%}"
                 f"{cell['rate']:>8.1%}{seconds:>8.0f}"

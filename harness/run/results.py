@@ -93,6 +93,9 @@ class EvalInfo(BaseModel):
     samples_file: str | None = None
     details: dict[str, Any] = {}
     """Eval-specific facts a reader needs, e.g. the perplexity mode or the BERTScore model and layer."""
+    scorer_version: int | None = None
+    """The eval's `scorer_version` that scored these items; None in results written before versions were
+    saved, which version 1 (each scorer as it was then) produced."""
 
 
 class EvalResult(BaseModel):
