@@ -98,6 +98,14 @@ def _print_paths(title: str, paths: list[Path | str]) -> None:
         console.print(f"  {shown(path)}")
 
 
+def _print_tracked(tracked: list[str]) -> None:
+    """Where each tracker got the results, one unbroken line each (a URI or path cut in two cannot be pasted)."""
+    if tracked:
+        console.print("[bold]Published to[/bold]")
+    for line in tracked:
+        console.print(f"  {shown(line)}", soft_wrap=True)
+
+
 def _results_table(run_dir: Path, names: list[str]) -> None:
     from harness.run.results import EvalResult
     from harness.reports.format import direction_arrow, format_ci, format_value, presentations
@@ -145,6 +153,7 @@ def run_all_command(
     _results_table(run_dir, summary["arms"])
     console.print(f"Finished in {summary['wall_time_s']:.0f} s")
     _print_paths("Wrote", [run_dir / "results", run_dir / "checkpoints", *summary["report_files"]])
+    _print_tracked(summary["tracked"])
 
 
 @app.command("train")
@@ -236,6 +245,7 @@ def report_command(
     """
     from harness.pipeline import run_lock
     from harness.reports import render_report
+    from harness.reports.trackers import publish_run
 
     formats = [f.strip() for f in format.split(",") if f.strip()]
     unknown = sorted(set(formats) - {"md", "html"})
@@ -245,7 +255,9 @@ def report_command(
         raise HarnessError(f"{run_dir}: no such run directory; pass the folder `harness run-all` wrote")
     with run_lock(run_dir):
         written = render_report(run_dir, formats)
+        tracked = publish_run(run_dir)
     _print_paths("Wrote", written)
+    _print_tracked(tracked)
 
 
 @app.command("rescore")
@@ -255,7 +267,7 @@ def rescore_command(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="The run's config (default: RUN_DIR/config.yaml).")] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Score the saved replies again with the current scorers, then rebuild deltas and report; loads no model.
+    """Score the saved replies again with the current scorers, then rebuild deltas, report and tracker runs; loads no model.
 
     Example: `harness rescore runs/demo`
     """
@@ -273,6 +285,7 @@ def rescore_command(
     for line in rescored.stale:
         console.print(f"[yellow]{shown(line)}[/yellow]", soft_wrap=True)
     _print_paths("Wrote", [run_dir / "results", run_dir / "samples", *rescored.report_files])
+    _print_tracked(rescored.tracked)
 
 
 @data_app.command("inspect")

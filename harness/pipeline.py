@@ -288,8 +288,10 @@ def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> dic
     """The whole job. Returns the run summary that is also written to RUN_DIR/run.json."""
     from harness.evals.runner import check_eval_settings, evaluate_checkpoint
     from harness.models.checkpoints import resolve_arm
+    from harness.reports.trackers import check_trackers
 
     check_eval_settings(config)
+    check_trackers(config.tracking)
     started_at = dt.datetime.now(dt.timezone.utc)
     started = time.perf_counter()
     with run_lock(run_dir), noticed_interrupts():
@@ -299,7 +301,7 @@ def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> dic
         stage_wall_times = {arm.name: train_arm(ctx, arm, fresh=fresh).wall_time_s for arm in arms}
         names = config.lineage.checkpoint_order()
         if not is_main_process():
-            return {"arms": names, "stage_wall_times": stage_wall_times, "wall_time_s": time.perf_counter() - started, "report_files": []}
+            return {"arms": names, "stage_wall_times": stage_wall_times, "wall_time_s": time.perf_counter() - started, "report_files": [], "tracked": []}
         for name in names:
             raise_if_interrupted()
             evaluate_checkpoint(config, resolve_arm(config, run_dir, name), ctx.data, run_dir, reuse=not fresh)
@@ -316,7 +318,7 @@ def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> dic
             "data_inspect": inspection,
         }
         atomic_write_text(run_dir / "run.json", json.dumps(summary, indent=2))
-        summary["report_files"] = publish_results(config, run_dir)
+        summary["report_files"], summary["tracked"] = publish_results(config, run_dir)
     return summary
 
 
@@ -332,11 +334,13 @@ def compare_checkpoints(config: HarnessConfig, run_dir: Path, names: list[str]) 
         write_grid_results(run_dir, config, samples_path)
 
 
-def publish_results(config: HarnessConfig, run_dir: Path) -> list[str]:
-    """Render the report from the saved results; return the files written."""
+def publish_results(config: HarnessConfig, run_dir: Path) -> tuple[list[str], list[str]]:
+    """Render the report and send the results to the configured trackers: (report files, where each tracker got them)."""
     from harness.reports import render_report
+    from harness.reports.trackers import publish_run
 
-    return [str(p) for p in render_report(run_dir, config.report_formats)]
+    report_files = [str(p) for p in render_report(run_dir, config.report_formats)]
+    return report_files, publish_run(run_dir, config.tracking)
 
 
 @dataclass(frozen=True)
@@ -345,14 +349,17 @@ class Rescored:
     stale: list[str]
     """One line per eval that an older scorer produced and only `harness eval` can score again."""
     report_files: list[str]
+    tracked: list[str]
 
 
 def rescore_run(config: HarnessConfig, run_dir: Path) -> Rescored:
     """Score every saved result of the run again with the current scorers, from its saved replies and item
-    values alone (no model under test is loaded), then rebuild its deltas and report."""
+    values alone (no model under test is loaded), then rebuild its deltas, report and tracker runs."""
     from harness.evals.rescore import rescore_result
     from harness.reports.load import in_lineage_order
+    from harness.reports.trackers import check_trackers
 
+    check_trackers(config.tracking)
     with run_lock(run_dir):
         saved = [path.stem for path in sorted((run_dir / "results").glob("*.json"))]
         if not saved:
@@ -360,5 +367,5 @@ def rescore_run(config: HarnessConfig, run_dir: Path) -> Rescored:
         names = in_lineage_order(saved, config.lineage.checkpoint_order())
         stale = [str(line) for name in names for line in rescore_result(run_dir, name, config)[1]]
         compare_checkpoints(config, run_dir, names)
-        report_files = publish_results(config, run_dir)
-    return Rescored(names, stale, report_files)
+        report_files, tracked = publish_results(config, run_dir)
+    return Rescored(names, stale, report_files, tracked)

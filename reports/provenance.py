@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from harness.run.manifest import Manifest
 from harness.reports.format import MISSING, format_duration, format_number, sparkline
@@ -122,14 +122,15 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
-def flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:
-    """Nested mappings as `a.b.c -> value` rows; lists of scalars joined, anything else as compact JSON."""
+def flatten(data: Any, prefix: str = "", scalar: Callable[[Any], str] = _scalar) -> list[tuple[str, str]]:
+    """Nested mappings as `a.b.c -> value` rows, each leaf written by `scalar` (by default for reading: lists
+    of scalars joined, numbers to four digits, anything else as compact JSON)."""
     if not isinstance(data, dict):
-        return [(prefix or "value", _scalar(data))]
+        return [(prefix or "value", scalar(data))]
     rows = []
     for key, value in data.items():
         name = f"{prefix}.{key}" if prefix else str(key)
-        rows.extend(flatten(value, name) if isinstance(value, dict) and value else [(name, _scalar(value))])
+        rows.extend(flatten(value, name, scalar) if isinstance(value, dict) and value else [(name, scalar(value))])
     return rows
 
 

@@ -349,6 +349,61 @@ class EvalConfig(Strict):
     bootstrap_resamples: int = Field(1000, ge=100)
 
 
+Tracker = Literal["mlflow", "wandb", "tensorboard"]
+
+
+class MlflowTracking(Strict):
+    tracking_uri: str | None = None
+    """`file:/path/mlruns` (a local file store), `sqlite:///mlflow.db`, `http://host:5000`, ...; unset: the
+    MLFLOW_TRACKING_URI environment variable, else a file store in RUN_DIR/mlruns. A relative `file:`
+    path resolves like any other path of the config."""
+    experiment: str | None = None
+    """The MLflow experiment; unset: the run's `name`."""
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _resolve_file_uri(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.startswith("file:") or value.startswith("file:/"):
+            return value
+        return _resolve(Path(value.removeprefix("file:")), info).as_uri()
+
+
+class WandbTracking(Strict):
+    project: str = "harness"
+    entity: str | None = None
+    mode: Literal["offline", "online"] = "offline"
+    """`offline` needs no account and no network; `wandb sync DIR/wandb/offline-run-*` uploads the runs later."""
+    dir: Path | None = None
+    """The folder W&B writes its `wandb/` run folders in; unset: the run directory."""
+
+    _resolve_dir = field_validator("dir")(_resolve)
+
+
+class TensorboardTracking(Strict):
+    log_dir: Path | None = None
+    """Event files go to `<log_dir>/<run name>/<checkpoint>/`; unset: RUN_DIR/tensorboard."""
+
+    _resolve_log_dir = field_validator("log_dir")(_resolve)
+
+
+class TrackingConfig(Strict):
+    """Experiment trackers that receive the eval results: each checkpoint's metrics with their intervals and
+    paired deltas, the config, and the report files. Training losses reach trackers through
+    `training.report_to` (transformers' own callbacks) instead."""
+
+    trackers: list[Tracker] = []
+    mlflow: MlflowTracking = MlflowTracking()
+    wandb: WandbTracking = WandbTracking()
+    tensorboard: TensorboardTracking = TensorboardTracking()
+
+    @field_validator("trackers")
+    @classmethod
+    def _listed_once(cls, v: list[Tracker]) -> list[Tracker]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"{v} repeats a tracker; list each once")
+        return v
+
+
 class HarnessConfig(Strict):
     """The whole run: what to train, on what, and how to measure it."""
 
@@ -371,6 +426,7 @@ class HarnessConfig(Strict):
     """Seed replicates of every grid point; empty: the one `seed`."""
     eval: EvalConfig = EvalConfig()
     report_formats: list[Literal["md", "html"]] = ["md", "html"]
+    tracking: TrackingConfig = TrackingConfig()
 
     _resolve_output = field_validator("output_dir")(_resolve)
 
@@ -448,8 +504,8 @@ class HarnessConfig(Strict):
         return self.output_dir / self.name
 
     def fingerprint(self) -> str:
-        """sha256 of the resolved config, the identity of a run's settings."""
-        return config_hash(self.model_dump(mode="json"))
+        """sha256 of the resolved config, the identity of a run's settings (where results are published is none)."""
+        return config_hash(self.model_dump(mode="json", exclude={"tracking"}))
 
 
 def stage_settings(config: HarnessConfig, stage: str) -> dict[str, Any]:
