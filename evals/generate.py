@@ -62,6 +62,10 @@ class GenerationBackend(Protocol):
         """Greedy replies to templated, tokenized prompts, in order (see `decode_reply`)."""
         ...
 
+    def rows_that_fit(self, width: int, max_new_tokens: int) -> int:
+        """The most prompts of up to `width` tokens one `generate` call should take (`batch_size: auto`)."""
+        ...
+
 
 def decode_reply(tokenizer: Any, new_tokens: list[int], stop_token_ids: Sequence[int]) -> Generation:
     """A reply from its generated ids: cut at the first stop id, special tokens and `<think>` blocks removed.
@@ -75,7 +79,11 @@ def decode_reply(tokenizer: Any, new_tokens: list[int], stop_token_ids: Sequence
 
 
 class TransformersBackend:
-    """Greedy `model.generate` on one left-padded batch with the KV cache; sampling defaults of the model are ignored."""
+    """Greedy decoding of one left-padded batch with a KV cache written in place (evals/greedy_decoding.py);
+    sampling defaults of the model are ignored."""
+
+    MEMORY_SHARE = 0.5
+    """Share of the free memory `batch_size: auto` fills: room for the rest of the process and the machine."""
 
     name = "transformers"
 
@@ -103,33 +111,40 @@ class TransformersBackend:
 
     def generate(self, prompt_ids: list[list[int]], *, max_new_tokens: int) -> list[Generation]:
         import torch
-        from transformers import GenerationConfig
 
-        width = max(len(ids) for ids in prompt_ids)
-        input_ids = torch.full((len(prompt_ids), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
-        for row, ids in enumerate(prompt_ids):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            attention_mask[row, width - len(ids) :] = 1
-        settings = GenerationConfig(
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            num_beams=1,
-            eos_token_id=self.stop_token_ids,
-            pad_token_id=self.tokenizer.pad_token_id,
-            use_cache=True,
-        )
+        from harness.evals.greedy_decoding import attends_to_full_context, greedy_decode, greedy_generate
+
+        decode = greedy_decode if attends_to_full_context(self.model) else greedy_generate
         device = self.model.device
         autocast = torch.autocast(device.type, dtype=torch.bfloat16) if self.autocast_bf16 else contextlib.nullcontext()
-        with torch.inference_mode(), autocast:
-            output = self.model.generate(
-                input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), generation_config=settings
+        with autocast:
+            replies = decode(
+                self.model, prompt_ids, [max_new_tokens] * len(prompt_ids),
+                stop_token_ids=self.stop_token_ids, pad_token_id=self.tokenizer.pad_token_id,
             )
-        return [decode_reply(self.tokenizer, row[width:].tolist(), self.stop_token_ids) for row in output]
+        return [decode_reply(self.tokenizer, reply, self.stop_token_ids) for reply in replies]
+
+    def rows_that_fit(self, width: int, max_new_tokens: int) -> int:
+        """Rows whose KV cache (`width + max_new_tokens` positions) and prefill activations fill `MEMORY_SHARE`
+        of the free memory: the GPU's, else the machine's."""
+        import psutil
+        import torch
+
+        config = self.model.config.get_text_config()
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        element = torch.finfo(self.model.dtype).bits // 8
+        cache = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * (width + max_new_tokens)
+        prefill = width * (3 * config.intermediate_size + 4 * config.hidden_size) + 2 * config.vocab_size
+        if self.model.device.type == "cuda":
+            free = torch.cuda.mem_get_info(self.model.device)[0]
+        else:
+            free = psutil.virtual_memory().available
+        return max(1, int(self.MEMORY_SHARE * free // ((cache + prefill) * element)))
 
 
 class Generator:
-    """Greedy generation for one model, `batch_size` prompts at a time, cached under `cache_dir`.
+    """Greedy generation for one model, `batch_size` prompts at a time (None: as many as the backend says fit),
+    cached under `cache_dir`.
 
     Replies come from `backend`; without one, from a `TransformersBackend` over `model`.
     """
@@ -141,7 +156,7 @@ class Generator:
         *,
         model_fingerprint: str,
         max_new_tokens: int,
-        batch_size: int,
+        batch_size: int | None,
         cache_dir: Path | None = None,
         autocast_bf16: bool = False,
         backend: GenerationBackend | None = None,
@@ -206,8 +221,9 @@ class Generator:
             if key not in done
         }
         by_length = sorted(encoded, key=lambda key: len(encoded[key]))
-        for start in range(0, len(by_length), self.batch_size):
-            batch = by_length[start : start + self.batch_size]
+        rows = self.batch_size or self.backend.rows_that_fit(len(encoded[by_length[-1]]) if by_length else 0, self.max_new_tokens)
+        for start in range(0, len(by_length), rows):
+            batch = by_length[start : start + rows]
             replies = self.backend.generate([encoded[key] for key in batch], max_new_tokens=self.max_new_tokens)
             for key, generation in zip(batch, replies, strict=True):
                 done[key] = generation
@@ -250,7 +266,7 @@ def build_generator(
     common = {
         "model_fingerprint": ckpt.fingerprint,
         "max_new_tokens": settings.max_new_tokens,
-        "batch_size": settings.batch_size,
+        "batch_size": None if settings.batch_size == "auto" else settings.batch_size,
         "cache_dir": cache_dir,
     }
     if settings.backend == "vllm":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,10 @@ class VllmBackend:
         import vllm
 
         return {"dtype": VLLM_DTYPE, "vllm": vllm.__version__}
+
+    def rows_that_fit(self, width: int, max_new_tokens: int) -> int:
+        """Every prompt at once: vLLM schedules its own batches within the GPU memory it reserved."""
+        return sys.maxsize
 
     def generate(self, prompt_ids: list[list[int]], *, max_new_tokens: int) -> list[Generation]:
         from vllm import SamplingParams

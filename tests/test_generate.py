@@ -48,14 +48,15 @@ def make_generator(model, tokenizer, *, batch_size: int, cache_dir=None) -> Gene
 
 
 def count_generate_calls(monkeypatch, model) -> list[int]:
+    """The size of every batch the transformers backend decodes."""
     calls: list[int] = []
-    original = model.generate
+    original = TransformersBackend.generate
 
-    def counting(*args, **kwargs):
-        calls.append(kwargs["input_ids"].shape[0])
-        return original(*args, **kwargs)
+    def counting(self, prompt_ids, **kwargs):
+        calls.append(len(prompt_ids))
+        return original(self, prompt_ids, **kwargs)
 
-    monkeypatch.setattr(model, "generate", counting)
+    monkeypatch.setattr(TransformersBackend, "generate", counting)
     return calls
 
 

@@ -223,19 +223,21 @@ def load_causal_lm(ref: str, cfg: ModelConfig, *, quantization: Quantization | N
         raise HarnessError(
             f"{ref}: the model needs code from its own repository to load; set model.trust_remote_code: true only if you trust that code"
         ) from exc
-    if quantization != "none":
-        _copy_out_of_checkpoint_mapping(model)
+    _copy_out_of_checkpoint_mapping(model)
     model.config.use_cache = True
     return model
 
 
 def _copy_out_of_checkpoint_mapping(model: Any) -> None:
-    """Give the tensors that stay unquantized (embeddings, norms) memory of their own.
+    """Give every CPU tensor still backed by the checkpoint file memory of its own.
 
-    safetensors maps the checkpoint file and fp32 tensors loaded as-is stay views into it, so the
-    whole fp32 file (every page quantization read) stays mapped and resident for the life of a
-    quantized model (int8 weights, or NF4 weights packed in uint8). Copying the few unquantized tensors lets the mapping go: about 400 MB less
-    resident memory for SmolLM2-135M (benchmarks/README.md).
+    safetensors maps the checkpoint file, and tensors loaded as they are stored stay views into it:
+    all of an fp32 model, and the unquantized tensors (embeddings, norms) of an int8 or NF4 one. Mapped
+    pages are the first the kernel drops under memory pressure, and each is read back from disk when
+    touched again: with another process filling memory, one decode step of an fp32 eval waited 515 s on
+    disk. A quantized model also keeps the whole fp32 file mapped through those few tensors (every page
+    quantization read stays resident: about 400 MB more for SmolLM2-135M, benchmarks/README.md).
+    Copying costs one pass over the weights at load time.
     """
     import gc
 
@@ -243,7 +245,7 @@ def _copy_out_of_checkpoint_mapping(model: Any) -> None:
 
     with torch.no_grad():
         for tensor in [*model.parameters(), *model.buffers()]:
-            if tensor.dtype not in (torch.int8, torch.uint8):
+            if tensor.device.type == "cpu" and tensor.dtype not in (torch.int8, torch.uint8):
                 tensor.data = tensor.data.clone()
     gc.collect()
 

@@ -319,8 +319,10 @@ class GenerationConfig(Strict):
     max_new_tokens_by_eval: dict[str, TokenBudget] = {"safety": 256}
     """Budgets of single evals. Safety gets more room than the counseling similarity eval: a reply cut
     before it could refuse or refer is no evidence either way (README, "Safety replies need room")."""
-    batch_size: int = Field(8, ge=1)
-    """Prompts generated together (and cached) at a time; with vLLM, raise it (e.g. 256) to fill the GPU."""
+    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    """Prompts generated together at most; `auto`: as many as half the free memory holds with their KV cache
+    (with vLLM: all of them, vLLM schedules its own batches). Fewer, larger batches are faster; in fp32 the
+    replies are the same at any size."""
     backend: Literal["transformers", "vllm"] = "transformers"
     """`vllm` (GPU, `pip install vllm`) for generation at scale; perplexity still runs in transformers."""
 
