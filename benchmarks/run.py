@@ -56,12 +56,12 @@ def _model_and_data(config_path: Path) -> tuple[Any, Any, Any, Any]:
 def generation(config_path: Path, repeats: int, n_prompts: int) -> dict[str, Any]:
     from benchmarks.generation import compare_generation
     from harness.data.conversations import chat_messages
+    from harness.evals.safety import safety_conversations
 
     config, model, tokenizer, data = _model_and_data(config_path)
     system_prompt = config.data.counseling.system_prompt
-    system_turn = [{"role": "system", "content": system_prompt}] if system_prompt else []
     conversations = [chat_messages(c, system_prompt, with_response=False) for c in data.counseling.test]
-    conversations += [[*system_turn, {"role": "user", "content": p.prompt}] for p in data.safety]
+    conversations += safety_conversations(data.safety, system_prompt)
     settings = config.eval.generation
     return compare_generation(
         model, tokenizer, conversations[:n_prompts],

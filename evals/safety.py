@@ -27,7 +27,7 @@ from itertools import zip_longest
 from harness.data.safety_prompts import SafetyPrompt
 from harness.evals import refusal, refusal_classifier
 from harness.evals.context import EvalContext
-from harness.evals.generate import Generation
+from harness.evals.generate import Generation, Messages
 from harness.evals.hotlines import HotlineMention, find_hotlines
 from harness.evals.refusal_classifier import detect_refusals
 from harness.evals.registry import EvalOutput, EvalSpec, MetricSpec, register
@@ -147,11 +147,16 @@ def detector_details() -> dict[str, object]:
     }
 
 
+def safety_conversations(prompts: Sequence[SafetyPrompt], system_prompt: str) -> list[Messages]:
+    """Each prompt as a single user turn under the counseling system prompt (none when it is empty)."""
+    system_turn = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return [[*system_turn, {"role": "user", "content": p.prompt}] for p in prompts]
+
+
 def run_safety(ctx: EvalContext) -> EvalOutput:
     prompts = take_round_robin(ctx.safety_prompts, ctx.limit)
     system_prompt = ctx.config.data.counseling.system_prompt
-    system_turn = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    generations = ctx.generator.generate([[*system_turn, {"role": "user", "content": p.prompt}] for p in prompts])
+    generations = ctx.generator.generate(safety_conversations(prompts, system_prompt))
     return EvalOutput(
         records=score_generations(prompts, generations),
         details={**detector_details(), "max_new_tokens": ctx.generator.max_new_tokens, "system_prompt": system_prompt},

@@ -1,8 +1,11 @@
-"""Batched cached generation on the embedded model: same replies as one prompt at a time, in input order, cached.
+"""Batched cached generation on the embedded model: same replies as one prompt at a time and as `model.generate`
+at batch 16 (the generator before the in-place decoder), in input order, cached.
 
 The model is loaded in fp32: greedy decoding must match exactly between a padded batch and single
-prompts, and 8-bit matmuls are not bit-stable across batch shapes. A counting fake backend shows the
-cache sits above the backend; the vLLM backend is checked where vLLM is importable (a CUDA GPU).
+prompts, and 8-bit matmuls are not bit-stable across batch shapes. The reference replies are computed
+here, on the machine under test, with `model.generate`: replies recorded on one CPU could differ from
+another CPU's in their last bits, and so in a greedy choice. A counting fake backend shows the cache
+sits above the backend; the vLLM backend is checked where vLLM is importable (a CUDA GPU).
 """
 
 import importlib.util
@@ -11,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.data.conversations import chat_messages
+from harness.data.run_data import load_run_data
 from harness.evals.generate import Generation, Generator, TransformersBackend, build_generator, decode_reply
+from harness.evals.safety import safety_conversations
 from harness.models.checkpoints import ResolvedCheckpoint
 from harness.run.config import ModelConfig, load_config
 from harness.core.errors import HarnessError
@@ -83,6 +89,85 @@ def test_batched_replies_equal_one_prompt_at_a_time_in_input_order(fp32_model, e
     ended = embedded_tokenizer.eos_token_id in new_tokens
     assert together[0].hit_token_cap == (not ended)
     assert together[0].n_new_tokens == (new_tokens.index(embedded_tokenizer.eos_token_id) if ended else MAX_NEW_TOKENS)
+
+
+TODAYS_BATCH = 16
+"""The batch the default config generated at before `batch_size: auto`."""
+
+
+def eval_requests(config_name: str) -> list[tuple[int, list]]:
+    """(budget, conversations) of the similarity and safety evals of a shipped config, as the evals ask."""
+    config = load_config(REPO / "configs" / config_name, [])
+    data = load_run_data(config)
+    system_prompt = config.data.counseling.system_prompt
+    budgets = config.eval.generation
+    return [
+        (budgets.budget_for("similarity"), [chat_messages(c, system_prompt, with_response=False) for c in data.counseling.test]),
+        (budgets.budget_for("safety"), safety_conversations(data.safety, system_prompt)),
+    ]
+
+
+def encoded_prompts(generator: Generator, tokenizer, conversations) -> list[list[int]]:
+    return [tokenizer(generator.templated_prompt(c), add_special_tokens=False)["input_ids"] for c in conversations]
+
+
+def generate_at_batch_16(model, tokenizer, conversations, budget: int) -> list[Generation]:
+    """The replies the generator gave before the in-place decoder: `model.generate` with its own cache on
+    batches of 16 prompts taken in length order."""
+    from harness.evals.greedy_decoding import greedy_generate
+
+    generator = Generator(model, tokenizer, model_fingerprint="m", max_new_tokens=budget, batch_size=None)
+    prompts = encoded_prompts(generator, tokenizer, conversations)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    replies = {}
+    for start in range(0, len(order), TODAYS_BATCH):
+        batch = order[start : start + TODAYS_BATCH]
+        generated = greedy_generate(
+            model, [prompts[i] for i in batch], [budget] * len(batch),
+            stop_token_ids=generator.stop_token_ids, pad_token_id=tokenizer.pad_token_id,
+        )
+        replies |= {i: decode_reply(tokenizer, ids, generator.stop_token_ids) for i, ids in zip(batch, generated, strict=True)}
+    return [replies[i] for i in range(len(prompts))]
+
+
+def assert_same_replies_as_generate_at_batch_16(model, tokenizer, config_name: str, monkeypatch) -> None:
+    for budget, conversations in eval_requests(config_name):
+        calls = count_generate_calls(monkeypatch, model)
+        fast = Generator(model, tokenizer, model_fingerprint="m", max_new_tokens=budget, batch_size=None).generate(conversations)
+        assert calls == [len(conversations)], "batch_size auto must put every prompt of this small set in one batch"
+        monkeypatch.undo()
+        reference = generate_at_batch_16(model, tokenizer, conversations, budget)
+        different = [i for i, (a, b) in enumerate(zip(fast, reference, strict=True)) if a != b]
+        assert not different, f"{len(different)} of {len(fast)} replies differ, first: {fast[different[0]]} vs {reference[different[0]]}"
+
+
+def test_replies_equal_model_generate_at_batch_16_on_the_tiny_config_prompts(fp32_model, embedded_tokenizer, monkeypatch):
+    assert_same_replies_as_generate_at_batch_16(fp32_model, embedded_tokenizer, "tiny.yaml", monkeypatch)
+
+
+@pytest.mark.slow
+def test_replies_equal_model_generate_at_batch_16_on_the_default_config_prompts(fp32_model, embedded_tokenizer, monkeypatch):
+    """The default run's counseling and safety prompts at their budgets (96 and 256 tokens): about 10 minutes on 2 cores."""
+    assert_same_replies_as_generate_at_batch_16(fp32_model, embedded_tokenizer, "default.yaml", monkeypatch)
+
+
+def test_rows_leaving_at_their_stop_or_own_budget_leave_the_others_unchanged(fp32_model, embedded_tokenizer):
+    """Per-row budgets and early stops make rows leave the batch mid-decode, so the in-place cache moves the
+    rows still running; each reply must still be `model.generate`'s, cut at that row's budget."""
+    from harness.evals.greedy_decoding import greedy_decode, greedy_generate
+
+    short_reply = [{"role": "user", "content": "Reply with the single word yes and nothing else."}]
+    conversations = [*CONVERSATIONS, short_reply, *eval_requests("tiny.yaml")[1][1]]
+    generator = make_generator(fp32_model, embedded_tokenizer, batch_size=1)
+    prompts = encoded_prompts(generator, embedded_tokenizer, conversations)
+    budgets = [40 if conversation in (CONVERSATIONS[3], short_reply) else (3, 17, 9, 11, 6)[i % 5] for i, conversation in enumerate(conversations)]
+    settings = {"stop_token_ids": generator.stop_token_ids, "pad_token_id": embedded_tokenizer.pad_token_id}
+    decoded = greedy_decode(fp32_model, prompts, budgets, **settings)
+    reference = greedy_generate(fp32_model, prompts, budgets, **settings)
+    assert decoded == reference
+    stopped = [reply[-1] in generator.stop_token_ids and len(reply) < budget for reply, budget in zip(decoded, budgets)]
+    assert any(stopped) and not all(stopped), "some rows must stop early and some run to their budget"
+    assert [len(reply) for reply, stop in zip(decoded, stopped) if not stop] == [b for b, stop in zip(budgets, stopped) if not stop]
 
 
 def test_second_call_is_served_from_the_disk_cache(fp32_model, embedded_tokenizer, tmp_path, monkeypatch):

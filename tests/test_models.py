@@ -38,15 +38,41 @@ def mapped_files() -> set[str]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc/self/maps (Linux)")
-def test_8bit_model_does_not_keep_the_fp32_checkpoint_mapped(embedded_model_dir):
+@pytest.mark.parametrize("quantization", ["int8", "none"])
+def test_loaded_model_does_not_keep_the_checkpoint_mapped(embedded_model_dir, quantization):
     import gc
 
     weights = {str(p.resolve()) for p in embedded_model_dir.glob("*.safetensors")}
-    model = load_causal_lm(str(embedded_model_dir), ModelConfig(), quantization="int8")
+    model = load_causal_lm(str(embedded_model_dir), ModelConfig(), quantization=quantization)
     gc.collect()
-    assert not weights & mapped_files(), "the 8-bit model still holds the fp32 file mapped (resident memory)"
+    assert not weights & mapped_files(), f"the {quantization} model still holds the checkpoint file mapped"
     embeddings = model.get_input_embeddings().weight
     assert embeddings.data_ptr() == model.get_output_embeddings().weight.data_ptr(), "tied weights stay tied"
+
+
+def test_fp32_weights_survive_their_file_being_overwritten(embedded_model_dir, tmp_path, monkeypatch):
+    """Weights still backed by the file would change with it (and be evicted and read back from disk under
+    memory pressure); resident weights do not. Without the copy out of the mapping they do change."""
+    import shutil
+
+    from harness.models import loading
+
+    def load_then_overwrite(directory: Path) -> tuple[torch.Tensor, torch.Tensor]:
+        model = load_causal_lm(str(directory), ModelConfig(), quantization="none")
+        before = torch.stack([p.detach().double().abs().sum() for p in model.parameters()])
+        weights = directory / "model.safetensors"
+        with open(weights, "r+b") as handle:
+            handle.seek(4096)
+            handle.write(bytes(weights.stat().st_size - 8192))
+        return before, torch.stack([p.detach().double().abs().sum() for p in model.parameters()])
+
+    for name in ("resident", "mapped"):
+        shutil.copytree(embedded_model_dir, tmp_path / name)
+    before, after = load_then_overwrite(tmp_path / "resident")
+    assert torch.equal(before, after)
+    monkeypatch.setattr(loading, "_copy_out_of_checkpoint_mapping", lambda model: None)
+    before, after = load_then_overwrite(tmp_path / "mapped")
+    assert not torch.equal(before, after), "the check must see weights that stay mapped"
 
 
 def test_unknown_alias_is_a_one_line_error():
