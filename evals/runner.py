@@ -100,12 +100,13 @@ def results_root(run_dir: Path, name: str, suite: Sequence[str], limit: int | No
 
 
 def eval_hash(config: HarnessConfig, ckpt: ResolvedCheckpoint, data: RunData, suite: Sequence[str], limit: int | None) -> str:
-    """Everything that changes an eval's answer: weights, data, eval settings, suite and item cap."""
+    """Everything that changes an eval's answer: weights, data, eval settings, suite and item cap. Not the
+    generation batch size: greedy replies are the same at any (tests/test_generate.py)."""
     return config_hash(
         {
             "weights": ckpt.fingerprint,
             "data": data.fingerprints(),
-            "eval": config.eval.model_dump(mode="json", exclude={"suite", "limit"}),
+            "eval": config.eval.model_dump(mode="json", exclude={"suite": True, "limit": True, "generation": {"batch_size"}}),
             "system_prompt": config.data.counseling.system_prompt,
             "suite": sorted(suite),
             "limit": limit,

@@ -75,6 +75,15 @@ def test_override_needs_key_value(tmp_path):
         load_config(write(tmp_path, MINIMAL), ["training.domain.epochs"])
 
 
+def test_generation_batch_size_is_auto_unless_a_number_of_prompts_is_given(tmp_path):
+    assert load_config(write(tmp_path, MINIMAL)).eval.generation.batch_size == "auto"
+    assert load_config(write(tmp_path, MINIMAL), ["eval.generation.batch_size=16"]).eval.generation.batch_size == 16
+    for bad in ("0", "many", "true"):
+        with pytest.raises(HarnessError) as err:
+            load_config(write(tmp_path, MINIMAL), [f"eval.generation.batch_size={bad}"])
+        assert "key `eval.generation.batch_size`: write auto" in str(err.value) and "\n" not in str(err.value)
+
+
 def test_enormous_generation_cap_is_refused(tmp_path):
     with pytest.raises(HarnessError, match=r"eval.generation.max_new_tokens.*8192"):
         load_config(write(tmp_path, MINIMAL), ["eval.generation.max_new_tokens=1000000"])

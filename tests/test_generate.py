@@ -298,6 +298,20 @@ def test_build_generator_defaults_to_transformers_with_the_configured_settings(f
         load_config(REPO / "configs" / "tiny.yaml", ["eval.generation.backend=tgi"])
 
 
+def test_generation_batch_size_does_not_change_the_eval_hash_and_auto_means_the_backend_decides(embedded_model_dir, fp32_model, embedded_tokenizer):
+    from harness.evals.runner import eval_hash
+
+    ckpt = base_checkpoint(embedded_model_dir)
+    configs = [load_config(REPO / "configs" / "tiny.yaml", [f"eval.generation.batch_size={size}"]) for size in ("auto", 4)]
+    data = load_run_data(configs[0])
+    assert eval_hash(configs[0], ckpt, data, ["safety"], None) == eval_hash(configs[1], ckpt, data, ["safety"], None)
+    longer = load_config(REPO / "configs" / "tiny.yaml", ["eval.generation.max_new_tokens=7"])
+    assert eval_hash(longer, ckpt, data, ["safety"], None) != eval_hash(configs[0], ckpt, data, ["safety"], None)
+    auto = build_generator(configs[0], ckpt, fp32_model, embedded_tokenizer, cache_dir=None)
+    assert auto.batch_size is None
+    assert 1 < auto.backend.rows_that_fit(100, 256) < auto.backend.rows_that_fit(100, 16)
+
+
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")
 def test_vllm_backend_without_the_package_is_a_user_error(embedded_tokenizer, embedded_model_dir):
     with pytest.raises(HarnessError) as err:

@@ -319,12 +319,19 @@ class GenerationConfig(Strict):
     max_new_tokens_by_eval: dict[str, TokenBudget] = {"safety": 256}
     """Budgets of single evals. Safety gets more room than the counseling similarity eval: a reply cut
     before it could refuse or refer is no evidence either way (README, "Safety replies need room")."""
-    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    batch_size: int | Literal["auto"] = "auto"
     """Prompts generated together at most; `auto`: as many as half the free memory holds with their KV cache
     (with vLLM: all of them, vLLM schedules its own batches). Fewer, larger batches are faster; in fp32 the
     replies are the same at any size."""
     backend: Literal["transformers", "vllm"] = "transformers"
     """`vllm` (GPU, `pip install vllm`) for generation at scale; perplexity still runs in transformers."""
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _auto_or_at_least_one(cls, value: Any) -> Any:
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError("write auto (as many prompts as memory allows) or a whole number of prompts, at least 1")
 
     def budget_for(self, eval_name: str) -> int:
         return self.max_new_tokens_by_eval.get(eval_name, self.max_new_tokens)
