@@ -59,7 +59,7 @@ def median_timing(runs: list[GenerationTiming]) -> GenerationTiming:
 
 
 def compare_generation(
-    model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], *, max_new_tokens: int, batch_size: int, repeats: int
+    model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], *, max_new_tokens: int, batch_size: int | None, repeats: int
 ) -> dict[str, Any]:
     fp32 = Generator(model, tokenizer, model_fingerprint="benchmark", max_new_tokens=max_new_tokens, batch_size=batch_size)
     bf16 = Generator(
@@ -72,7 +72,7 @@ def compare_generation(
     return {
         "prompts": len(prompts),
         "max_new_tokens": max_new_tokens,
-        "batch_size": batch_size,
+        "batch_size": batch_size or "auto",
         "naive_tokens_per_s": naive.tokens_per_s,
         "batched_tokens_per_s": harness.tokens_per_s,
         "batched_bf16_tokens_per_s": harness_bf16.tokens_per_s,
@@ -83,3 +83,61 @@ def compare_generation(
         "naive_seconds": naive.seconds,
         "batched_seconds": harness.seconds,
     }
+
+
+TODAYS_BATCH = 16
+"""The generation batch of the default config before `batch_size: auto`."""
+
+
+def todays_generator(model: Any, tokenizer: Any, max_new_tokens: int) -> Generator:
+    """The generator as it was before the in-place decoder: `model.generate` with its own cache, batches of 16."""
+    from harness.evals.generate import TransformersBackend
+    from harness.evals.greedy_decoding import greedy_generate
+
+    backend = TransformersBackend(model, tokenizer, decode=greedy_generate)
+    return Generator(None, tokenizer, backend=backend, model_fingerprint="benchmark", max_new_tokens=max_new_tokens, batch_size=TODAYS_BATCH)
+
+
+def batch_shapes(generator: Generator, tokenizer: Any, conversations: list[list[dict[str, str]]], generations: list[Any]) -> list[tuple[int, list[int]]]:
+    """(prompt tokens, each reply's length with its stop token) of every batch `generator` forms for `conversations`."""
+    prompts = {i: tokenizer(generator.templated_prompt(c), add_special_tokens=False)["input_ids"] for i, c in enumerate(conversations)}
+    return [
+        (sum(len(prompts[i]) for i in batch), [generations[i].n_new_tokens + (not generations[i].hit_token_cap) for i in batch])
+        for batch in generator.batches(prompts)
+    ]
+
+
+def safety_workload(
+    model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], *, max_new_tokens: int, repeats: int, gbps: float, gflops: float
+) -> dict[str, Any]:
+    """Today's generator vs the in-place decoder at `batch_size: auto`, run in turns (which goes first alternates),
+    so that drift in the machine's speed hits both; each against the roofline of the batches it formed."""
+    from harness.models.throughput import generation_roofline_s
+
+    generators = {"today": todays_generator(model, tokenizer, max_new_tokens),
+                  "auto": Generator(model, tokenizer, model_fingerprint="benchmark", max_new_tokens=max_new_tokens, batch_size=None)}
+    runs: dict[str, list[GenerationTiming]] = {name: [] for name in generators}
+    generations: dict[str, list[Any]] = {}
+    for repeat in range(repeats):
+        for name in sorted(generators, reverse=repeat % 2 == 1):
+            started = time.perf_counter()
+            generations[name] = generators[name].generate(conversations)
+            seconds = time.perf_counter() - started
+            runs[name].append(GenerationTiming(seconds, sum(g.n_new_tokens for g in generations[name]), [g.text for g in generations[name]]))
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    row: dict[str, Any] = {"prompts": len(conversations), "max_new_tokens": max_new_tokens, "repeats": repeats}
+    for name, generator in generators.items():
+        shapes = batch_shapes(generator, tokenizer, conversations, generations[name])
+        roofline_s = generation_roofline_s(model.config, shapes, weight_bytes=weight_bytes, gbps=gbps, gflops=gflops)
+        timing = median_timing(runs[name])
+        row[name] = {
+            "batches": [len(lengths) for _, lengths in shapes],
+            "tokens_per_s": timing.tokens_per_s,
+            "tokens_per_s_range": [min(r.tokens_per_s for r in runs[name]), max(r.tokens_per_s for r in runs[name])],
+            "roofline_tokens_per_s": timing.new_tokens / roofline_s,
+            "roofline_share": roofline_s / timing.seconds,
+        }
+    row["new_tokens"] = runs["auto"][0].new_tokens
+    row["paired_speedups"] = [new.tokens_per_s / old.tokens_per_s for new, old in zip(runs["auto"], runs["today"], strict=True)]
+    row["identical_replies"] = sum(a == b for a, b in zip(generations["auto"], generations["today"], strict=True))
+    return row

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from rich.console import Console
@@ -22,6 +23,20 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
             f"batched generation >= 4x the naive loop at batch {gen['batch_size']}, identical greedy text",
             f"{gen['speedup']:.2f}x, {gen['identical_texts']}/{gen['prompts']} identical",
             gen["speedup"] >= 4 and gen["identical_texts"] == gen["prompts"],
+        ))
+    for row in results.get("safety_generation", []):
+        auto, speedup = row["auto"], statistics.median(row["paired_speedups"])
+        checks.append((
+            f"safety prompts at {row['max_new_tokens']} new tokens: >= 2x today's tokens/s, >= 60% of the roofline for "
+            "its batches, identical replies",
+            f"{speedup:.2f}x, {auto['roofline_share']:.0%} of roofline, {row['identical_replies']}/{row['prompts']} identical",
+            speedup >= 2 and auto["roofline_share"] >= 0.6 and row["identical_replies"] == row["prompts"],
+        ))
+    if phase := results.get("eval_phase"):
+        checks.append((
+            "one checkpoint's eval phase >= 2x faster than before, identical metric values",
+            f"{phase['median_speedup']:.2f}x, metrics {'identical' if phase['identical_metrics'] else '**differ**'}",
+            phase["median_speedup"] >= 2 and phase["identical_metrics"],
         ))
     if ppl := results.get("perplexity"):
         checks.append((
@@ -79,6 +94,34 @@ def markdown(results: dict[str, Any]) -> str:
                  f"{gen['batched_bf16_tokens_per_s'] / gen['naive_tokens_per_s']:.2f}x",
                  f"{gen['bf16_identical_texts']}/{gen['prompts']} (vs fp32 batched)"],
             ],
+        )
+    if rows := results.get("safety_generation"):
+        lines += [
+            f"**Safety prompts** ({rows[0]['prompts']} prompts, greedy, fp32; today's generator and the in-place decoder in turns, "
+            f"median of {rows[0]['repeats']}; roofline: weights read once per forward pass at {results['memory_read_gbps']:.1f} GB/s "
+            f"plus 2 FLOPs per weight per computed token at the fp32 matmul rate, prefill included)",
+            "",
+        ]
+        table = []
+        for row in rows:
+            for name, label in (("today", "`model.generate`, DynamicCache"), ("auto", "in-place KV cache, finished rows leave")):
+                path = row[name]
+                table.append([
+                    str(row["max_new_tokens"]), label, "+".join(map(str, path["batches"])), f"{path['tokens_per_s']:.0f}",
+                    "{:.0f}-{:.0f}".format(*path["tokens_per_s_range"]), f"{path['roofline_tokens_per_s']:.0f}", f"{path['roofline_share']:.0%}",
+                    "1.00x" if name == "today" else " ".join(f"{x:.2f}x" for x in row["paired_speedups"]),
+                    f"{row['identical_replies']}/{row['prompts']}" if name == "auto" else "-",
+                ])
+        lines += _table(
+            ["new tokens", "generator", "batches", "tokens/s", "range", "roofline tokens/s", "of roofline", "vs today (each pair)", "identical"],
+            table,
+        )
+    if phase := results.get("eval_phase"):
+        lines += [f"**One checkpoint's eval phase** (base, default config, whole suite, fresh run directory; in turns, {phase['repeats']} pairs)", ""]
+        lines += _table(
+            ["before s", "after s", "speedup", "metric values"],
+            [[f"{b:.1f}", f"{a:.1f}", f"{b / a:.2f}x", "identical" if phase["identical_metrics"] else "differ"]
+             for b, a in zip(phase["before_s"], phase["after_s"], strict=True)],
         )
     if ppl := results.get("perplexity"):
         lines += [f"**Perplexity** ({ppl['tokens']} tokens, windows of {ppl['max_length']})", ""]

@@ -21,7 +21,7 @@ from rich.console import Console
 
 from benchmarks.training import BASE_PRECISIONS
 
-SECTIONS = ("roofline", "memory", "generation", "perplexity", "training", "end_to_end")
+SECTIONS = ("roofline", "memory", "generation", "safety_generation", "eval_phase", "perplexity", "training", "end_to_end")
 ROOT = Path(__file__).resolve().parents[1]
 PADDED_CONVERSATION_TOKENS = 160
 """About the padded length of an instruct micro-batch of the sample conversations: the short attention case."""
@@ -65,8 +65,22 @@ def generation(config_path: Path, repeats: int, n_prompts: int) -> dict[str, Any
     settings = config.eval.generation
     return compare_generation(
         model, tokenizer, conversations[:n_prompts],
-        max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size, repeats=repeats,
+        max_new_tokens=settings.max_new_tokens, batch_size=None if settings.batch_size == "auto" else settings.batch_size, repeats=repeats,
     )
+
+
+def safety_generation(config_path: Path, repeats: int, gflops: float, gbps: float) -> list[dict[str, Any]]:
+    """The safety eval's prompts at its budget and at the counseling budget: today's generator vs the in-place decoder."""
+    from benchmarks.generation import safety_workload
+    from harness.evals.safety import safety_conversations
+
+    config, model, tokenizer, data = _model_and_data(config_path)
+    conversations = safety_conversations(data.safety, config.data.counseling.system_prompt)
+    budgets = (config.eval.generation.budget_for("safety"), config.eval.generation.max_new_tokens)
+    return [
+        safety_workload(model, tokenizer, conversations, max_new_tokens=budget, repeats=repeats, gbps=gbps, gflops=gflops)
+        for budget in budgets
+    ]
 
 
 def perplexity(config_path: Path, repeats: int) -> dict[str, Any]:
@@ -134,21 +148,30 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
 
+    from benchmarks.eval_phase import compare_eval_phase
     from benchmarks.machine import describe_machine
     from benchmarks.report import print_report
+    from harness.models.throughput import memory_read_gbps
 
     results: dict[str, Any] = {"date": datetime.date.today().isoformat(), "machine": describe_machine()}
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as scratch:
         workdir = Path(scratch)
-        if "roofline" not in args.skip or "training" not in args.skip:
-            console.log("matmul roofline ...")
+        if not {"roofline", "training", "safety_generation"} <= set(args.skip):
+            console.log("matmul roofline and memory bandwidth ...")
             results["roofline"] = roofline()
+            results["memory_read_gbps"] = memory_read_gbps()
         if "memory" not in args.skip:
             console.log("memory of the loaded base ...")
             results["memory"] = memory()
         if "generation" not in args.skip:
             console.log("generation: naive loop vs batched ...")
             results["generation"] = generation(args.config, args.repeats, args.prompts)
+        if "safety_generation" not in args.skip:
+            console.log("safety prompts: today's generator vs the in-place decoder, in turns ...")
+            results["safety_generation"] = safety_generation(args.config, args.repeats, results["roofline"]["float32"], results["memory_read_gbps"])
+        if "eval_phase" not in args.skip:
+            console.log("one checkpoint's eval phase, as it was and as it is, in turns ...")
+            results["eval_phase"] = compare_eval_phase(args.config, args.repeats)
         if "perplexity" not in args.skip:
             console.log("perplexity: harness vs lm-eval ...")
             results["perplexity"] = perplexity(args.config, args.repeats)

@@ -80,16 +80,23 @@ def decode_reply(tokenizer: Any, new_tokens: list[int], stop_token_ids: Sequence
 
 class TransformersBackend:
     """Greedy decoding of one left-padded batch with a KV cache written in place (evals/greedy_decoding.py);
-    sampling defaults of the model are ignored."""
+    sampling defaults of the model are ignored.
+
+    `decode` replaces the decoder: `greedy_generate` (`model.generate`, as before the in-place decoder) is
+    what tests and benchmarks compare against; models with windowed attention layers get it by default.
+    """
 
     MEMORY_SHARE = 0.5
     """Share of the free memory `batch_size: auto` fills: room for the rest of the process and the machine."""
 
     name = "transformers"
 
-    def __init__(self, model: Any, tokenizer: Any, *, autocast_bf16: bool = False) -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, autocast_bf16: bool = False, decode: Callable[..., list[list[int]]] | None = None) -> None:
+        from harness.evals.greedy_decoding import attends_to_full_context, greedy_decode, greedy_generate
+
         if tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer needs a pad token (harness.models.loading.load_tokenizer sets it to EOS)")
+        self.decode = decode or (greedy_decode if attends_to_full_context(model) else greedy_generate)
         self.model = model
         self.tokenizer = tokenizer
         self.autocast_bf16 = autocast_bf16
@@ -112,13 +119,10 @@ class TransformersBackend:
     def generate(self, prompt_ids: list[list[int]], *, max_new_tokens: int) -> list[Generation]:
         import torch
 
-        from harness.evals.greedy_decoding import attends_to_full_context, greedy_decode, greedy_generate
-
-        decode = greedy_decode if attends_to_full_context(self.model) else greedy_generate
         device = self.model.device
         autocast = torch.autocast(device.type, dtype=torch.bfloat16) if self.autocast_bf16 else contextlib.nullcontext()
         with autocast:
-            replies = decode(
+            replies = self.decode(
                 self.model, prompt_ids, [max_new_tokens] * len(prompt_ids),
                 stop_token_ids=self.stop_token_ids, pad_token_id=self.tokenizer.pad_token_id,
             )
@@ -220,10 +224,7 @@ class Generator:
             for key, prompt in prompt_of.items()
             if key not in done
         }
-        by_length = sorted(encoded, key=lambda key: len(encoded[key]))
-        rows = self.batch_size or self.backend.rows_that_fit(len(encoded[by_length[-1]]) if by_length else 0, self.max_new_tokens)
-        for start in range(0, len(by_length), rows):
-            batch = by_length[start : start + rows]
+        for batch in self.batches(encoded):
             replies = self.backend.generate([encoded[key] for key in batch], max_new_tokens=self.max_new_tokens)
             for key, generation in zip(batch, replies, strict=True):
                 done[key] = generation
@@ -231,6 +232,15 @@ class Generator:
             if on_progress is not None:
                 on_progress(sum(uses[key] for key in batch))
         return [done[key] for key in keys]
+
+    def batches(self, prompt_ids: dict[Any, list[int]]) -> list[list[Any]]:
+        """The keys of `prompt_ids` in the batches they are generated in: in length order (little padding),
+        `batch_size` at a time, or as many as the backend says fit."""
+        by_length = sorted(prompt_ids, key=lambda key: len(prompt_ids[key]))
+        if not by_length:
+            return []
+        rows = self.batch_size or self.backend.rows_that_fit(len(prompt_ids[by_length[-1]]), self.max_new_tokens)
+        return [by_length[start : start + rows] for start in range(0, len(by_length), rows)]
 
     def _cache_file(self, key: str) -> Path | None:
         return None if self.cache_dir is None else self.cache_dir / key[:2] / f"{key}.json"

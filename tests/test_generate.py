@@ -116,18 +116,9 @@ def generate_at_batch_16(model, tokenizer, conversations, budget: int) -> list[G
     batches of 16 prompts taken in length order."""
     from harness.evals.greedy_decoding import greedy_generate
 
-    generator = Generator(model, tokenizer, model_fingerprint="m", max_new_tokens=budget, batch_size=None)
-    prompts = encoded_prompts(generator, tokenizer, conversations)
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    replies = {}
-    for start in range(0, len(order), TODAYS_BATCH):
-        batch = order[start : start + TODAYS_BATCH]
-        generated = greedy_generate(
-            model, [prompts[i] for i in batch], [budget] * len(batch),
-            stop_token_ids=generator.stop_token_ids, pad_token_id=tokenizer.pad_token_id,
-        )
-        replies |= {i: decode_reply(tokenizer, ids, generator.stop_token_ids) for i, ids in zip(batch, generated, strict=True)}
-    return [replies[i] for i in range(len(prompts))]
+    backend = TransformersBackend(model, tokenizer, decode=greedy_generate)
+    generator = Generator(None, tokenizer, backend=backend, model_fingerprint="m", max_new_tokens=budget, batch_size=TODAYS_BATCH)
+    return generator.generate(conversations)
 
 
 def assert_same_replies_as_generate_at_batch_16(model, tokenizer, config_name: str, monkeypatch) -> None:

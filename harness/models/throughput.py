@@ -50,3 +50,35 @@ def estimated_tokens_per_s(model_config: Any, seq_len: int, gflops: float) -> fl
     """Training tokens/s at the recorded share of the ceiling; a LoRA step on a frozen base costs about two
     forward passes (the forward and the input-gradient half of the backward)."""
     return RECORDED_TRAINING_SHARE * gflops * 1e9 / (2 * forward_flops_per_token(model_config, seq_len))
+
+
+def memory_read_gbps(*, megabytes: int = 1024, repeats: int = ROOFLINE_REPEATS) -> float:
+    """Median GB/s of summing a `megabytes` fp32 tensor: how fast a decode step can stream weights from memory
+    (a tensor well beyond the CPU's caches, as a model's weights are)."""
+    import torch
+
+    data = torch.ones(megabytes * 2**20 // 4)
+    data.sum()
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        data.sum()
+        seconds.append(time.perf_counter() - started)
+    return data.numel() * 4 / statistics.median(seconds) / 1e9
+
+
+def generation_roofline_s(
+    model_config: Any, batches: list[tuple[int, list[int]]], *, weight_bytes: int, gbps: float, gflops: float
+) -> float:
+    """The least time greedy generation of `batches` takes on this machine: every forward pass reads the weights
+    once (`weight_bytes` at `gbps`) and does 2 FLOPs per matmul weight for each token it computes at `gflops`:
+    the prompt's tokens in the prefill, then one per running reply per step. A batch is (prompt tokens, each
+    reply's length with its stop token); attention over the context is left out, as it is small at these lengths."""
+    flops_per_token = forward_flops_per_token(model_config, 0)
+    read_s = weight_bytes / (gbps * 1e9)
+    seconds = 0.0
+    for prompt_tokens, reply_lengths in batches:
+        decode_steps = max(reply_lengths) - 1
+        tokens = prompt_tokens + sum(length - 1 for length in reply_lengths)
+        seconds += (1 + decode_steps) * read_s + tokens * flops_per_token / (gflops * 1e9)
+    return seconds
