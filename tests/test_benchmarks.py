@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from benchmarks.report import markdown, targets
 from benchmarks.training import median_row
-from harness.models.throughput import forward_flops_per_token
+from harness.models.throughput import forward_flops_per_token, generation_roofline_s
 
 
 def test_forward_flops_count_every_matmul_weight_twice_plus_attention():
@@ -80,3 +80,30 @@ def test_markdown_shows_each_training_row_with_its_range_and_the_layer_and_piece
     assert "| loss | 2x256 | ForCausalLMLoss | 140.20 | blockwise | 48.50 |" in text
     assert "| domain | int8 | bf16 autocast | 230 | 200-260 | 128 | 31% | 2000 | 3.1209 |" in text
     assert "median of 3 runs" in text and "| harness int8 | 6.31 |" in text
+
+
+def test_generation_roofline_reads_the_weights_once_per_forward_pass_and_computes_only_real_tokens():
+    config = SimpleNamespace(
+        hidden_size=4, num_attention_heads=2, head_dim=2, num_key_value_heads=1, intermediate_size=8, num_hidden_layers=3, vocab_size=10
+    )
+    flops_per_token = 2 * (3 * 144 + 4 * 10)
+    # one batch: 30 prompt tokens, replies of 5 and 2 tokens -> a prefill and 4 decode steps computing 4 + 1 tokens
+    seconds = generation_roofline_s(config, [(30, [5, 2])], weight_bytes=2_000_000_000, gbps=20.0, gflops=1e-3)
+    assert abs(seconds - (5 * 0.1 + (30 + 5) * flops_per_token / 1e6)) < 1e-9
+    two = generation_roofline_s(config, [(30, [5, 2]), (30, [5, 2])], weight_bytes=2_000_000_000, gbps=20.0, gflops=1e-3)
+    assert abs(two - 2 * seconds) < 1e-9
+
+
+def test_generation_targets_need_the_speedup_the_roofline_share_and_every_reply_identical():
+    def row(speedups, share, identical):
+        path = {"batches": [76], "tokens_per_s": 300.0, "tokens_per_s_range": [290.0, 310.0], "roofline_tokens_per_s": 450.0, "roofline_share": share}
+        return {"prompts": 76, "max_new_tokens": 256, "repeats": 2, "today": path, "auto": path, "paired_speedups": speedups, "identical_replies": identical}
+
+    assert [ok for _, _, ok in targets({"safety_generation": [row([2.1, 2.3], 0.65, 76)]})] == [True]
+    assert [ok for _, _, ok in targets({"safety_generation": [row([2.1, 1.9, 1.8], 0.65, 76)]})] == [False]
+    assert [ok for _, _, ok in targets({"safety_generation": [row([2.1, 2.3], 0.55, 76)]})] == [False]
+    assert [ok for _, _, ok in targets({"safety_generation": [row([2.1, 2.3], 0.65, 75)]})] == [False]
+    phase = {"repeats": 1, "before_s": [100.0], "after_s": [40.0], "paired_speedups": [2.5], "median_speedup": 2.5, "identical_metrics": False}
+    assert [ok for _, _, ok in targets({"eval_phase": phase})] == [False]
+    text = markdown({**_results(resident_int8=200.0), "memory_read_gbps": 17.0, "safety_generation": [row([2.1, 2.3], 0.65, 76)], "eval_phase": phase})
+    assert "| 256 | in-place KV cache, finished rows leave | 76 | 300 | 290-310 | 450 | 65% | 2.10x 2.30x | 76/76 |" in text

@@ -161,6 +161,24 @@ def test_rows_leaving_at_their_stop_or_own_budget_leave_the_others_unchanged(fp3
     assert [len(reply) for reply, stop in zip(decoded, stopped) if not stop] == [b for b, stop in zip(budgets, stopped) if not stop]
 
 
+def test_a_lora_adapter_decodes_as_model_generate_decodes_it(embedded_model_dir, embedded_tokenizer):
+    """Evals of trained arms run through a `PeftModel`: the cache and the last-position logits must reach the model inside."""
+    from peft import LoraConfig, get_peft_model
+
+    from harness.evals.greedy_decoding import greedy_decode, greedy_generate
+    from harness.models.loading import load_causal_lm
+
+    base = load_causal_lm(str(embedded_model_dir), ModelConfig(), quantization="none")
+    model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)).eval()
+    generator = make_generator(model, embedded_tokenizer, batch_size=1)
+    prompts = encoded_prompts(generator, embedded_tokenizer, CONVERSATIONS)
+    settings = {"stop_token_ids": generator.stop_token_ids, "pad_token_id": embedded_tokenizer.pad_token_id}
+    decoded = greedy_decode(model, prompts, [8] * len(prompts), **settings)
+    assert decoded == greedy_generate(model, prompts, [8] * len(prompts), **settings)
+    with model.disable_adapter():
+        assert decoded != greedy_decode(model, prompts, [8] * len(prompts), **settings), "the adapter must change the replies"
+
+
 def test_second_call_is_served_from_the_disk_cache(fp32_model, embedded_tokenizer, tmp_path, monkeypatch):
     calls = count_generate_calls(monkeypatch, fp32_model)
     short = [CONVERSATIONS[1], CONVERSATIONS[3], CONVERSATIONS[0]]
