@@ -1,7 +1,8 @@
-"""How fast this machine can train a model, from first principles: its measured matmul rate and the model's FLOPs.
+"""How fast this machine can train a model or generate with it, from first principles: its measured matmul rate
+and memory bandwidth, and the model's FLOPs.
 
-Shared by the benchmark (which reports training as a share of this ceiling) and `run-all --dry-run`
-(which estimates a plan's training time before anything ran).
+Shared by the benchmark (which reports training and generation as shares of these ceilings) and
+`run-all --dry-run` (which estimates a plan's training time before anything ran).
 """
 
 from __future__ import annotations
