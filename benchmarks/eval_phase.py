@@ -13,6 +13,7 @@ import contextlib
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -42,13 +43,14 @@ def timed_evaluation(config_path: Path, *, as_it_was: bool) -> tuple[float, dict
     return seconds, {name: value.model_dump(mode="json") for name, value in result.metrics.items()}
 
 
-def compare_eval_phase(config_path: Path, repeats: int) -> dict[str, Any]:
+def compare_eval_phase(config_path: Path, repeats: int, log: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     runs: dict[bool, list[float]] = {True: [], False: []}
     metrics: dict[bool, dict[str, Any]] = {}
     for repeat in range(repeats):
         for as_it_was in (True, False) if repeat % 2 == 0 else (False, True):
             seconds, metrics[as_it_was] = timed_evaluation(config_path, as_it_was=as_it_was)
             runs[as_it_was].append(seconds)
+            log(f"eval phase {'as it was' if as_it_was else 'as it is'}: {seconds:.1f} s")
     return {
         "repeats": repeats,
         "before_s": runs[True],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from harness.evals.generate import Generator
@@ -108,7 +109,8 @@ def batch_shapes(generator: Generator, tokenizer: Any, conversations: list[list[
 
 
 def safety_workload(
-    model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], *, max_new_tokens: int, repeats: int, gbps: float, gflops: float
+    model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], *, max_new_tokens: int, repeats: int, gbps: float, gflops: float,
+    log: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
     """Today's generator vs the in-place decoder at `batch_size: auto`, run in turns (which goes first alternates),
     so that drift in the machine's speed hits both; each against the roofline of the batches it formed."""
@@ -124,6 +126,7 @@ def safety_workload(
             generations[name] = generators[name].generate(conversations)
             seconds = time.perf_counter() - started
             runs[name].append(GenerationTiming(seconds, sum(g.n_new_tokens for g in generations[name]), [g.text for g in generations[name]]))
+            log(f"{max_new_tokens} new tokens, {name}: {runs[name][-1].tokens_per_s:.1f} tokens/s ({seconds:.1f} s)")
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     row: dict[str, Any] = {"prompts": len(conversations), "max_new_tokens": max_new_tokens, "repeats": repeats}
     for name, generator in generators.items():

@@ -78,7 +78,7 @@ def safety_generation(config_path: Path, repeats: int, gflops: float, gbps: floa
     conversations = safety_conversations(data.safety, config.data.counseling.system_prompt)
     budgets = (config.eval.generation.budget_for("safety"), config.eval.generation.max_new_tokens)
     return [
-        safety_workload(model, tokenizer, conversations, max_new_tokens=budget, repeats=repeats, gbps=gbps, gflops=gflops)
+        safety_workload(model, tokenizer, conversations, max_new_tokens=budget, repeats=repeats, gbps=gbps, gflops=gflops, log=console.log)
         for budget in budgets
     ]
 
@@ -171,7 +171,7 @@ def main() -> int:
             results["safety_generation"] = safety_generation(args.config, args.repeats, results["roofline"]["float32"], results["memory_read_gbps"])
         if "eval_phase" not in args.skip:
             console.log("one checkpoint's eval phase, as it was and as it is, in turns ...")
-            results["eval_phase"] = compare_eval_phase(args.config, args.repeats)
+            results["eval_phase"] = compare_eval_phase(args.config, args.repeats, log=console.log)
         if "perplexity" not in args.skip:
             console.log("perplexity: harness vs lm-eval ...")
             results["perplexity"] = perplexity(args.config, args.repeats)
