@@ -20,7 +20,8 @@ from harness.evals.seed_stats import SeededEstimate, seeded_delta, seeded_metric
 from harness.evals.stats import aggregate
 from harness.run.config import HarnessConfig
 from harness.run.grid import GridPoint, Plan
-from harness.run.grid_results import GRID_RESULTS, ArmValue, GridCell, GridResult, MainEffect, PointInfo, SeededValue
+from harness.run.grid_results import ArmValue, GridCell, GridResult, MainEffect, PointInfo, SeededValue
+from harness.run.layout import RunLayout
 from harness.run.lineage import Contrast
 from harness.run.results import SampleRecord, read_samples
 
@@ -125,15 +126,14 @@ def grid_results(config: HarnessConfig, read: SampleReader) -> GridResult:
     )
 
 
-def write_grid_results(run_dir: Path, config: HarnessConfig, samples_path: Callable[[Path, str, str], Path]) -> Path:
-    """Compute and save `RUN_DIR/grid.json` from the nodes' sample logs."""
+def write_grid_results(layout: RunLayout, config: HarnessConfig) -> Path:
+    """Compute and save the run's `grid.json` from the nodes' sample logs."""
     cache: dict[tuple[str, str], list[SampleRecord]] = {}
 
     def read(node: str, eval_name: str) -> list[SampleRecord]:
         if (node, eval_name) not in cache:
-            cache[(node, eval_name)] = read_samples(samples_path(run_dir, node, eval_name))
+            cache[(node, eval_name)] = read_samples(layout.samples(node, eval_name))
         return cache[(node, eval_name)]
 
-    path = Path(run_dir) / GRID_RESULTS
-    grid_results(config, read).save(path)
-    return path
+    grid_results(config, read).save(layout.grid_json)
+    return layout.grid_json

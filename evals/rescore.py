@@ -16,8 +16,9 @@ from pathlib import Path
 from harness.core.errors import HarnessError
 from harness.evals.metrics import eval_metrics
 from harness.evals.registry import get_eval, registered_evals
-from harness.evals.runner import load_result, results_path, samples_path
+from harness.evals.runner import load_result
 from harness.run.config import HarnessConfig
+from harness.run.layout import RunLayout
 from harness.run.results import EvalResult, read_samples, write_samples
 
 
@@ -48,13 +49,14 @@ def rescore_result(run_dir: Path, name: str, config: HarnessConfig) -> tuple[Eva
     Deltas between checkpoints are not touched here: they pair two checkpoints' logs, so the caller
     recomputes them once every checkpoint is scored (`harness.evals.runner.add_deltas`).
     """
+    layout = RunLayout(run_dir)
     result = load_result(run_dir, name)
     if result is None:
-        raise HarnessError(f"{results_path(run_dir, name)}: not found; evaluate the checkpoint with `harness eval --checkpoint {name}`")
+        raise HarnessError(f"{layout.result(name)}: not found; evaluate the checkpoint with `harness eval --checkpoint {name}`")
     stale = []
     for eval_name in sorted(result.evals.keys() & set(registered_evals())):
         spec, info = get_eval(eval_name), result.evals[eval_name]
-        log = samples_path(run_dir, name, eval_name)
+        log = layout.samples(name, eval_name)
         records = read_samples(log)
         if spec.rescore is not None:
             output = spec.rescore(records, config.eval)
@@ -69,5 +71,5 @@ def rescore_result(run_dir: Path, name: str, config: HarnessConfig) -> tuple[Eva
             result.metrics.pop(metric.name, None)
         result.metrics.update(eval_metrics(spec, records, resamples=config.eval.bootstrap_resamples, seed=config.seed))
         result.presentation.update({m.name: m.presentation for m in spec.metrics if m.name in result.metrics})
-    result.save(results_path(run_dir, name))
+    result.save(layout.result(name))
     return result, stale

@@ -19,19 +19,12 @@ from harness.evals.metrics import eval_metrics, metric_delta
 from harness.evals.registry import EvalSpec, get_eval, registered_evals
 from harness.models.checkpoints import ResolvedCheckpoint
 from harness.run.config import HarnessConfig, config_hash
+from harness.run.layout import RunLayout
 from harness.core.console import console, shown
 from harness.core.errors import HarnessError, first_line
 from harness.models.loading import check_weight_files, has_tokenizer_files, load_causal_lm, load_tokenizer
 from harness.run.results import CheckpointSummary, EvalInfo, EvalResult, read_samples, write_samples
 from harness.data.run_data import RunData
-
-
-def results_path(run_dir: Path, name: str) -> Path:
-    return Path(run_dir) / "results" / f"{name}.json"
-
-
-def samples_path(run_dir: Path, name: str, eval_name: str) -> Path:
-    return Path(run_dir) / "samples" / name / f"{eval_name}.jsonl"
 
 
 def check_eval_settings(config: HarnessConfig) -> None:
@@ -50,7 +43,7 @@ def read_result(run_dir: Path, name: str) -> tuple[EvalResult | None, str | None
     """(saved results, None) when they and every per-sample log they name read back whole; (None, why)
     when something is damaged (truncated, not JSON, a log with fewer records than the results count);
     (None, None) when nothing is saved."""
-    path = results_path(run_dir, name)
+    path = RunLayout(run_dir).result(name)
     if not path.exists():
         return None, None
     try:
@@ -88,15 +81,16 @@ def measures_as_much(saved: EvalResult, suite: Sequence[str], limit: int | None)
 def results_root(run_dir: Path, name: str, suite: Sequence[str], limit: int | None) -> Path:
     """Where an eval of `name` writes results/ and samples/: the run directory itself, unless its saved
     results measure more (more evals or more items). A quick look (`--limit`, `--suite`) then goes
-    beside them, to RUN_DIR/partial/<evals>[-limit<N>]/, so it never replaces a complete eval. Saved
-    results that do not parse hold nothing to keep."""
+    beside them, to `RunLayout.partial`, so it never replaces a complete eval. Saved results that do
+    not parse hold nothing to keep."""
+    layout = RunLayout(run_dir)
     try:
-        saved = EvalResult.load(results_path(run_dir, name))
+        saved = EvalResult.load(layout.result(name))
     except (OSError, ValueError):
-        return Path(run_dir)
+        return layout.root
     if measures_as_much(saved, suite, limit):
-        return Path(run_dir)
-    return Path(run_dir) / "partial" / ("+".join(sorted(suite)) + (f"-limit{limit}" if limit is not None else ""))
+        return layout.root
+    return layout.partial(suite, limit).root
 
 
 def eval_hash(config: HarnessConfig, ckpt: ResolvedCheckpoint, data: RunData, suite: Sequence[str], limit: int | None) -> str:
@@ -168,7 +162,7 @@ def evaluate_checkpoint(
         )
     key = eval_hash(config, ckpt, data, [*suite, *lm_eval_hash_items(lm_eval_tasks, lm_eval_include_path)], limit)
     out_dir = Path(results_dir or run_dir)
-    path = results_path(out_dir, ckpt.name)
+    path = RunLayout(out_dir).result(ckpt.name)
     saved, damage = read_result(out_dir, ckpt.name) if reuse else (None, None)
     if damage is not None:
         console.print(f"[yellow]{shown(damage)}; evaluating {shown(ckpt.name)} again[/yellow]", soft_wrap=True)
@@ -178,7 +172,7 @@ def evaluate_checkpoint(
     started = time.perf_counter()
     console.print(f"[bold]Evaluating {shown(ckpt.name)}[/bold] on {shown(', '.join(suite))}")
     model, tokenizer = load_for_eval(ckpt, config)
-    generator = build_generator(config, ckpt, model, tokenizer, cache_dir=Path(run_dir) / "cache" / "generations")
+    generator = build_generator(config, ckpt, model, tokenizer, cache_dir=RunLayout(run_dir).generation_cache)
     context = EvalContext(
         config=config,
         model=model,
@@ -224,7 +218,7 @@ def _run_one(spec: EvalSpec, context: EvalContext, config: HarnessConfig, run_di
     output = spec.run(context)
     if not output.records:
         raise HarnessError(f"eval {spec.name!r} has no items for {name}: its data split is empty; check the data section of the config")
-    sample_file = samples_path(run_dir, name, spec.name)
+    sample_file = RunLayout(run_dir).samples(name, spec.name)
     write_samples(sample_file, output.records)
     metrics = eval_metrics(spec, output.records, resamples=config.eval.bootstrap_resamples, seed=config.seed)
     info = EvalInfo(
@@ -239,6 +233,7 @@ def _run_one(spec: EvalSpec, context: EvalContext, config: HarnessConfig, run_di
 
 def add_deltas(run_dir: Path, config: HarnessConfig, names: Sequence[str]) -> dict[str, EvalResult]:
     """Store the paired deltas of every comparison among `names` (the lineage's contrasts; others vs base)."""
+    layout = RunLayout(run_dir)
     results = {n: result for n in dict.fromkeys(names) if (result := load_result(run_dir, n)) is not None}
     for result in results.values():
         result.deltas = {}
@@ -246,12 +241,12 @@ def add_deltas(run_dir: Path, config: HarnessConfig, names: Sequence[str]) -> di
         result = results[name]
         for eval_name in result.evals.keys() & results[reference].evals.keys() & set(registered_evals()):
             spec = get_eval(eval_name)
-            mine = read_samples(samples_path(run_dir, name, eval_name))
-            theirs = read_samples(samples_path(run_dir, reference, eval_name))
+            mine = read_samples(layout.samples(name, eval_name))
+            theirs = read_samples(layout.samples(reference, eval_name))
             for metric in spec.metrics:
                 delta = metric_delta(metric, mine, theirs, reference, resamples=config.eval.bootstrap_resamples, seed=config.seed)
                 if delta is not None:
                     result.deltas.setdefault(metric.name, {})[reference] = delta
     for name, result in results.items():
-        result.save(results_path(run_dir, name))
+        result.save(layout.result(name))
     return results

@@ -20,6 +20,7 @@ from rich.text import Text
 from harness.run.config import HarnessConfig, load_config
 from harness.core.console import console, quiet_libraries, safe_text, shown
 from harness.core.errors import HarnessError
+from harness.run.layout import RunLayout
 
 
 class OneLineUsageErrors(typer.Typer):
@@ -110,7 +111,8 @@ def _results_table(run_dir: Path, names: list[str]) -> None:
     from harness.run.results import EvalResult
     from harness.reports.format import direction_arrow, format_ci, format_value, presentations
 
-    results = {n: EvalResult.load(run_dir / "results" / f"{n}.json") for n in names if (run_dir / "results" / f"{n}.json").is_file()}
+    layout = RunLayout(run_dir)
+    results = {n: EvalResult.load(layout.result(n)) for n in names if layout.result(n).is_file()}
     table = Table(title="Results, value and 95% CI (full report: report.html)", show_lines=True)
     table.add_column("metric", no_wrap=True)
     for name in results:
@@ -149,11 +151,12 @@ def run_all_command(
 
         show_plan(cfg)
         return
-    summary = run_all(cfg, run_dir, fresh=fresh)
-    _results_table(run_dir, summary["arms"])
-    console.print(f"Finished in {summary['wall_time_s']:.0f} s")
-    _print_paths("Wrote", [run_dir / "results", run_dir / "checkpoints", *summary["report_files"]])
-    _print_tracked(summary["tracked"])
+    outcome = run_all(cfg, run_dir, fresh=fresh)
+    _results_table(run_dir, outcome.record.arms)
+    console.print(f"Finished in {outcome.record.wall_time_s:.0f} s")
+    layout = RunLayout(run_dir)
+    _print_paths("Wrote", [layout.results_dir, layout.checkpoints_dir, *outcome.report_files])
+    _print_tracked(outcome.tracked)
 
 
 @app.command("train")
@@ -170,7 +173,6 @@ def train_command(
 
     Example: `harness train domain --config configs/tiny.yaml`
     """
-    from harness.models.checkpoints import checkpoint_dir
     from harness.pipeline import prepare_run, run_lock, train_arm
 
     if stage not in ("domain", "instruct"):
@@ -183,7 +185,7 @@ def train_command(
         ctx = prepare_run(cfg, run_dir)
         for arm in arms:
             train_arm(ctx, arm, fresh=fresh)
-    _print_paths("Checkpoints", [checkpoint_dir(run_dir, arm.name) for arm in arms])
+    _print_paths("Checkpoints", [RunLayout(run_dir).checkpoint(arm.name) for arm in arms])
 
 
 @app.command("eval")
@@ -205,7 +207,7 @@ def eval_command(
     lm-eval tasks: `harness eval --checkpoint domain --lm-eval-tasks harness_heldout_default --lm-eval-include-path lm_eval_task`
     """
     import harness.evals  # noqa: F401  (registers the evals)
-    from harness.evals.runner import add_deltas, evaluate_checkpoint, results_path, results_root
+    from harness.evals.runner import add_deltas, evaluate_checkpoint, results_root
     from harness.models.checkpoints import resolve_checkpoint
     from harness.pipeline import run_lock
     from harness.data.run_data import load_run_data
@@ -217,7 +219,7 @@ def eval_command(
         out_dir = results_root(run_dir, ckpt.name, names, limit if limit is not None else cfg.eval.limit)
         if out_dir != run_dir:
             console.print(
-                f"[yellow]{shown(results_path(run_dir, ckpt.name))} measures more than this eval; it is kept, and this one "
+                f"[yellow]{shown(RunLayout(run_dir).result(ckpt.name))} measures more than this eval; it is kept, and this one "
                 f"goes to {shown(out_dir)} (`harness report {shown(out_dir)}` renders it)[/yellow]",
                 soft_wrap=True,
             )
@@ -229,7 +231,8 @@ def eval_command(
         )
         add_deltas(out_dir, cfg, [*cfg.lineage.checkpoint_order(), result.checkpoint.name])
     _results_table(out_dir, [result.checkpoint.name])
-    _print_paths("Wrote", [results_path(out_dir, result.checkpoint.name), out_dir / "samples" / result.checkpoint.name])
+    written = RunLayout(out_dir)
+    _print_paths("Wrote", [written.result(result.checkpoint.name), written.samples_of(result.checkpoint.name)])
 
 
 @app.command("report")
@@ -276,7 +279,8 @@ def rescore_command(
 
     if not run_dir.is_dir():
         raise HarnessError(f"{run_dir}: no such run directory; pass the folder `harness run-all` wrote")
-    config_file = config or run_dir / "config.yaml"
+    layout = RunLayout(run_dir)
+    config_file = config or layout.config
     if not config_file.is_file():
         raise HarnessError(f"{config_file}: not found; pass --config with the config the run was evaluated with")
     cfg, _ = _config(config_file, None)
@@ -284,7 +288,7 @@ def rescore_command(
     _results_table(run_dir, rescored.checkpoints)
     for line in rescored.stale:
         console.print(f"[yellow]{shown(line)}[/yellow]", soft_wrap=True)
-    _print_paths("Wrote", [run_dir / "results", run_dir / "samples", *rescored.report_files])
+    _print_paths("Wrote", [layout.results_dir, layout.samples_dir, *rescored.report_files])
     _print_tracked(rescored.tracked)
 
 
@@ -308,11 +312,11 @@ def data_inspect_command(
     tokenizer = load_tokenizer(resolve_model(cfg.model), cfg.model)
     report = inspect_data(cfg, tokenizer)
     if as_json:
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
     else:
-        _inspect_tables(report)
-    if report.get("failures"):
-        raise HarnessError(f"{config}: leakage above threshold: {'; '.join(report['failures'])}")
+        _inspect_tables(report.facts())
+    if report.failures:
+        raise HarnessError(f"{config}: leakage above threshold: {'; '.join(report.failures)}")
 
 
 def _inspect_tables(report: dict) -> None:

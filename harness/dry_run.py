@@ -17,16 +17,19 @@ from rich.table import Table
 
 from harness.core.console import console, shown
 from harness.run.config import HarnessConfig
-from harness.run.manifest import MANIFEST_NAME, Manifest
+from harness.core.errors import HarnessError
+from harness.run.layout import MANIFEST_FILE, RunLayout
+from harness.run.manifest import Manifest
 
 
 def measured_tokens_per_s(config: HarnessConfig, stage: str) -> float | None:
     """Median tokens/s of earlier trainings of this model and stage found under `output_dir`."""
     speeds = []
-    for path in Path(config.output_dir).glob(f"*/checkpoints/*/{MANIFEST_NAME}"):
+    runs = [RunLayout(run_dir) for run_dir in Path(config.output_dir).glob("*")]
+    for path in (path for run in runs for path in run.checkpoints_dir.glob(f"*/{MANIFEST_FILE}")):
         try:
             manifest = Manifest.load(path.parent)
-        except ValueError:
+        except (ValueError, HarnessError):
             continue
         if manifest.stage == stage and manifest.base_model == config.model.name and manifest.tokens_per_s > 0:
             speeds.append(manifest.tokens_per_s)

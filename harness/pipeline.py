@@ -11,7 +11,6 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
-import json
 import os
 import stat
 import time
@@ -25,11 +24,9 @@ from harness.core.atomic import atomic_directory, atomic_write_text, remove_stal
 from harness.models.checkpoints import (
     adapter_fingerprint,
     check_same_base,
-    checkpoint_dir,
     is_complete,
     is_model_dir,
     load_complete_manifest,
-    merged_dir,
     read_checkpoint,
 )
 from harness.run.config import HarnessConfig, config_hash
@@ -39,7 +36,9 @@ from harness.core.distributed import is_main_process, main_process_first, wait_f
 from harness.core.environment import hardware, library_versions
 from harness.core.errors import HarnessError
 from harness.core.interrupt import noticed_interrupts, raise_if_interrupted
+from harness.run.layout import RunLayout
 from harness.run.manifest import Determinism, Manifest
+from harness.run.record import DataInspection, RunRecord
 from harness.models.loading import load_tokenizer, resolve_model, weights_fingerprint
 from harness.data.run_data import RunData, load_run_data
 
@@ -56,6 +55,10 @@ class RunContext:
     base_fingerprint: str
     arm_data: dict[str, RunData] = field(default_factory=dict)
     """Training data of arms that override `data.*`, keyed by their data settings' hash."""
+
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(self.run_dir)
 
     def data_for(self, config: HarnessConfig) -> RunData:
         """The data an arm trains on: the run's, or its own when its overrides change `data`; loaded once.
@@ -99,7 +102,7 @@ def _open_lock_file(run_dir: Path) -> int:
     A run directory can come from someone else: a `.lock` that links to another file must not let
     harness empty or touch that file, so the lock is never written, only opened and locked.
     """
-    lock = run_dir / ".lock"
+    lock = RunLayout(run_dir).lock
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not os.access(run_dir, os.W_OK | os.X_OK):
@@ -125,13 +128,13 @@ def prepare_run(config: HarnessConfig, run_dir: Path) -> RunContext:
         data = load_run_data(config)
     context = RunContext(config, run_dir, data, tokenizer, base_ref, weights_fingerprint(base_ref, config.model.revision))
     if is_main_process():
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+        atomic_write_text(context.layout.config, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
         _write_base_manifest(context)
     return context
 
 
 def _write_base_manifest(ctx: RunContext) -> None:
-    directory = checkpoint_dir(ctx.run_dir, "base")
+    directory = ctx.layout.checkpoint("base")
     manifest = Manifest(
         arm="base",
         stage=None,
@@ -185,10 +188,10 @@ def start_model_for(ctx: RunContext, arm: ArmSpec) -> tuple[str, str | None]:
         return ctx.base_ref, None
     parent = ctx.config.lineage.arm(arm.parent)
     parent_start, _ = start_model_for(ctx, parent)
-    parent_dir = checkpoint_dir(ctx.run_dir, parent.name)
+    parent_dir = ctx.layout.checkpoint(parent.name)
     manifest = load_complete_manifest(parent_dir, f"parent `{parent.name}` of `{arm.name}`")
     check_same_base(manifest, parent_dir, ctx.config.model.name, ctx.base_fingerprint)
-    target = merged_dir(ctx.run_dir, parent.name, manifest.adapter_fingerprint or "")
+    target = ctx.layout.merged(parent.name, manifest.adapter_fingerprint or "")
     if not is_model_dir(target) and is_main_process():
         from harness.stages.merge import merge_parent_adapter
 
@@ -209,7 +212,7 @@ def train_arm(ctx: RunContext, arm: ArmSpec, *, fresh: bool = False) -> Manifest
     arm_config = ctx.config.arm_config(arm.name)
     key = stage_hash(arm_config, arm, parent_adapter)
     fingerprints = _stage_fingerprints(ctx, arm_config, arm.stage)
-    directory = checkpoint_dir(ctx.run_dir, arm.name)
+    directory = ctx.layout.checkpoint(arm.name)
     if not fresh and is_complete(directory):
         existing, damage = read_checkpoint(directory)
         if existing is None:
@@ -274,18 +277,18 @@ def _train(ctx: RunContext, arm: ArmSpec, start_ref: str, out_dir: Path, fields:
     )
 
 
-def check_leakage(ctx: RunContext) -> dict:
-    """Run the data inspection and stop before training if any overlap is above its threshold."""
+def check_leakage(ctx: RunContext) -> DataInspection:
+    """Run the data inspection on the run's already loaded data and stop before training if any overlap is above its threshold."""
     from harness.data.inspection import inspect_data
 
     report = inspect_data(ctx.config, ctx.tokenizer, ctx.data_for)
-    if report.get("failures"):
-        raise HarnessError(f"data leakage check failed: {'; '.join(report['failures'])}; fix the split or raise the threshold")
+    if report.failures:
+        raise HarnessError(f"data leakage check failed: {'; '.join(report.failures)}; fix the split or raise the threshold")
     return report
 
 
-def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> dict:
-    """The whole job. Returns the run summary that is also written to RUN_DIR/run.json."""
+def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> RunOutcome:
+    """The whole job: train, evaluate, compare, save RUN_DIR/run.json, render the report and publish to trackers."""
     from harness.evals.runner import check_eval_settings, evaluate_checkpoint
     from harness.models.checkpoints import resolve_arm
     from harness.reports.trackers import check_trackers
@@ -301,25 +304,24 @@ def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> dic
         stage_wall_times = {arm.name: train_arm(ctx, arm, fresh=fresh).wall_time_s for arm in arms}
         names = config.lineage.checkpoint_order()
         if not is_main_process():
-            return {"arms": names, "stage_wall_times": stage_wall_times, "wall_time_s": time.perf_counter() - started, "report_files": [], "tracked": []}
+            return RunOutcome(RunRecord(arms=names, stage_wall_times=stage_wall_times, wall_time_s=time.perf_counter() - started), [], [])
         for name in names:
             raise_if_interrupted()
             evaluate_checkpoint(config, resolve_arm(config, run_dir, name), ctx.data, run_dir, reuse=not fresh)
         compare_checkpoints(config, run_dir, names)
-        summary = {
-            "started": started_at.isoformat(timespec="seconds"),
-            "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "wall_time_s": round(time.perf_counter() - started, 2),
-            "arms": names,
-            "stage_wall_times": stage_wall_times,
-            "versions": library_versions(),
-            "hardware": hardware(),
-            "determinism": Determinism.current(config.seed).model_dump(),
-            "data_inspect": inspection,
-        }
-        atomic_write_text(run_dir / "run.json", json.dumps(summary, indent=2))
-        summary["report_files"], summary["tracked"] = publish_results(config, run_dir)
-    return summary
+        record = RunRecord(
+            started=started_at.isoformat(timespec="seconds"),
+            finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            wall_time_s=round(time.perf_counter() - started, 2),
+            arms=names,
+            stage_wall_times=stage_wall_times,
+            versions=library_versions(),
+            hardware=hardware(),
+            determinism=Determinism.current(config.seed),
+            data_inspect=inspection,
+        )
+        record.save(ctx.layout.run_json)
+        return RunOutcome(record, *publish_results(config, run_dir))
 
 
 def compare_checkpoints(config: HarnessConfig, run_dir: Path, names: list[str]) -> None:
@@ -329,9 +331,8 @@ def compare_checkpoints(config: HarnessConfig, run_dir: Path, names: list[str]) 
     add_deltas(run_dir, config, names)
     if config.plan.is_grid:
         from harness.evals.grid_stats import write_grid_results
-        from harness.evals.runner import samples_path
 
-        write_grid_results(run_dir, config, samples_path)
+        write_grid_results(RunLayout(run_dir), config)
 
 
 def publish_results(config: HarnessConfig, run_dir: Path) -> tuple[list[str], list[str]]:
@@ -341,6 +342,14 @@ def publish_results(config: HarnessConfig, run_dir: Path) -> tuple[list[str], li
 
     report_files = [str(p) for p in render_report(run_dir, config.report_formats)]
     return report_files, publish_run(run_dir, config.tracking)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    record: RunRecord
+    """What was saved as run.json (in a multi-process launch's other processes: the arms and timings only)."""
+    report_files: list[str]
+    tracked: list[str]
 
 
 @dataclass(frozen=True)
@@ -361,7 +370,7 @@ def rescore_run(config: HarnessConfig, run_dir: Path) -> Rescored:
 
     check_trackers(config.tracking)
     with run_lock(run_dir):
-        saved = [path.stem for path in sorted((run_dir / "results").glob("*.json"))]
+        saved = [path.stem for path in sorted(RunLayout(run_dir).results_dir.glob("*.json"))]
         if not saved:
             raise HarnessError(f"{run_dir}: no results/*.json to rescore; run `harness run-all` or `harness eval` first")
         names = in_lineage_order(saved, config.lineage.checkpoint_order())

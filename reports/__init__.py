@@ -1,7 +1,7 @@
 """Reports: re-render a run's Markdown and self-contained HTML report from its saved results alone.
 
-Reads `RUN_DIR/results`, `samples`, `checkpoints/*/manifest.json`, `run.json` and `config.yaml`;
-never imports torch, transformers, `stages` or `evals`, so re-rendering never loads a model.
+Reads the run's results, samples, checkpoint manifests, `run.json` and `config.yaml` (paths from
+`harness.run.layout`); never imports torch, transformers, `stages` or `evals`, so re-rendering never loads a model.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from pathlib import Path
 
 from harness.core.atomic import atomic_write_text
 from harness.core.errors import HarnessError
+from harness.run.layout import RunLayout
 from harness.reports.load import load_run
 from harness.reports.render import render_html, render_markdown
 from harness.reports.report import build_report
 
-FORMATS = {"md": ("report.md", render_markdown), "html": ("report.html", render_html)}
+FORMATS = {"md": render_markdown, "html": render_html}
 
 
 def render_report(run_dir: Path, formats: Sequence[str] = ("md", "html")) -> list[Path]:
@@ -31,7 +32,7 @@ def render_report(run_dir: Path, formats: Sequence[str] = ("md", "html")) -> lis
     if unknown or not formats:
         raise HarnessError(f"--format {','.join(formats)}: choose one or more of md, html (e.g. --format md,html)")
     report = build_report(load_run(Path(run_dir)))
-    rendered = {Path(run_dir) / FORMATS[name][0]: FORMATS[name][1](report) for name in dict.fromkeys(formats)}
+    rendered = {RunLayout(run_dir).report(name): FORMATS[name](report) for name in dict.fromkeys(formats)}
     for path, text in rendered.items():
         atomic_write_text(path, text)
     return list(rendered)

@@ -7,7 +7,6 @@ is an error naming that file, never silently skipped.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,12 @@ import yaml
 from pydantic import ValidationError
 
 from harness.core.errors import HarnessError
-from harness.run.grid_results import GRID_RESULTS, GridResult
+from harness.run.grid_results import GridResult
+from harness.run.layout import MANIFEST_FILE, RunLayout
 from harness.run.lineage import Lineage, lineage_of
-from harness.run.manifest import MANIFEST_NAME, Manifest
+from harness.run.manifest import Manifest
+from harness.run.record import RunRecord
 from harness.run.results import EvalResult, SampleRecord, read_samples
-
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,8 @@ class RunView:
     """checkpoint -> eval name -> per-sample records."""
     config: dict[str, Any] = field(default_factory=dict)
     config_text: str | None = None
-    run_info: dict[str, Any] = field(default_factory=dict)
-    """The contents of run.json (timings, versions, hardware, data_inspect)."""
+    run_info: RunRecord = field(default_factory=RunRecord)
+    """run.json (timings, versions, hardware, data_inspect); empty when the run has none."""
     lineage: Lineage = field(default_factory=Lineage)
     """The run's arms table and comparisons, from its config.yaml."""
     grid: GridResult | None = None
@@ -50,11 +50,11 @@ def in_lineage_order(names: list[str], order: list[str]) -> list[str]:
     return sorted(names, key=lambda name: (order.index(name), "") if name in order else (len(order), name))
 
 
-def _load_results(run_dir: Path, order: list[str]) -> dict[str, EvalResult]:
-    files = sorted((run_dir / "results").glob("*.json")) if (run_dir / "results").is_dir() else []
+def _load_results(layout: RunLayout, order: list[str]) -> dict[str, EvalResult]:
+    files = sorted(layout.results_dir.glob("*.json")) if layout.results_dir.is_dir() else []
     if not files:
         raise HarnessError(
-            f"{run_dir}: no results/*.json to report on; run `harness run-all` or `harness eval` to produce them first"
+            f"{layout.root}: no results/*.json to report on; run `harness run-all` or `harness eval` to produce them first"
         )
     results = {}
     by_name = {path.stem: path for path in files}
@@ -66,10 +66,10 @@ def _load_results(run_dir: Path, order: list[str]) -> dict[str, EvalResult]:
     return results
 
 
-def _load_manifests(run_dir: Path, order: list[str]) -> dict[str, Manifest]:
-    root = run_dir / "checkpoints"
+def _load_manifests(layout: RunLayout, order: list[str]) -> dict[str, Manifest]:
+    root = layout.checkpoints_dir
     manifests = {}
-    for path in sorted(root.glob(f"*/{MANIFEST_NAME}")) if root.is_dir() else []:
+    for path in sorted(root.glob(f"*/{MANIFEST_FILE}")) if root.is_dir() else []:
         if path.parent.name.startswith("."):
             continue
         try:
@@ -79,10 +79,10 @@ def _load_manifests(run_dir: Path, order: list[str]) -> dict[str, Manifest]:
     return {name: manifests[name] for name in in_lineage_order(list(manifests), order)}
 
 
-def _load_samples(run_dir: Path, checkpoints: list[str]) -> dict[str, dict[str, list[SampleRecord]]]:
+def _load_samples(layout: RunLayout, checkpoints: list[str]) -> dict[str, dict[str, list[SampleRecord]]]:
     samples: dict[str, dict[str, list[SampleRecord]]] = {}
     for checkpoint in checkpoints:
-        folder = run_dir / "samples" / checkpoint
+        folder = layout.samples_of(checkpoint)
         for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
             try:
                 samples.setdefault(checkpoint, {})[path.stem] = read_samples(path)
@@ -91,8 +91,8 @@ def _load_samples(run_dir: Path, checkpoints: list[str]) -> dict[str, dict[str, 
     return samples
 
 
-def _load_grid(run_dir: Path) -> GridResult | None:
-    path = run_dir / GRID_RESULTS
+def _load_grid(layout: RunLayout) -> GridResult | None:
+    path = layout.grid_json
     if not path.is_file():
         return None
     try:
@@ -101,21 +101,18 @@ def _load_grid(run_dir: Path) -> GridResult | None:
         raise HarnessError(f"{path}: not a valid grid results file ({_first_error(exc)}); re-run `harness run-all` to rebuild it") from exc
 
 
-def _load_run_info(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "run.json"
+def _load_run_info(layout: RunLayout) -> RunRecord:
+    path = layout.run_json
     if not path.is_file():
-        return {}
+        return RunRecord()
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
+        return RunRecord.load(path)
     except (OSError, ValueError) as exc:
-        raise HarnessError(f"{path}: not valid JSON ({exc}); restore it or delete it to render without run facts") from exc
-    if not isinstance(info, dict):
-        raise HarnessError(f"{path}: expected a JSON object; restore it or delete it to render without run facts")
-    return info
+        raise HarnessError(f"{path}: not a valid run record ({_first_error(exc)}); restore it or delete it to render without run facts") from exc
 
 
-def _load_config(run_dir: Path) -> tuple[dict[str, Any], str | None]:
-    path = run_dir / "config.yaml"
+def _load_config(layout: RunLayout) -> tuple[dict[str, Any], str | None]:
+    path = layout.config
     if not path.is_file():
         return {}, None
     try:
@@ -137,21 +134,22 @@ def load_run(run_dir: Path) -> RunView:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise HarnessError(f"{run_dir}: run directory not found; pass the folder `harness run-all` wrote (e.g. runs/<name>)")
-    config, config_text = _load_config(run_dir)
+    layout = RunLayout(run_dir)
+    config, config_text = _load_config(layout)
     try:
         lineage = lineage_of(config)
     except ValidationError as exc:
-        raise HarnessError(f"{run_dir / 'config.yaml'}: its arms table is not valid ({_first_error(exc)}); restore the file") from exc
+        raise HarnessError(f"{layout.config}: its arms table is not valid ({_first_error(exc)}); restore the file") from exc
     order = lineage.checkpoint_order()
-    results = _load_results(run_dir, order)
+    results = _load_results(layout, order)
     return RunView(
         run_dir=run_dir,
         results=results,
         lineage=lineage,
-        manifests=_load_manifests(run_dir, order),
-        grid=_load_grid(run_dir),
-        samples=_load_samples(run_dir, list(results)),
+        manifests=_load_manifests(layout, order),
+        grid=_load_grid(layout),
+        samples=_load_samples(layout, list(results)),
         config=config,
         config_text=config_text,
-        run_info=_load_run_info(run_dir),
+        run_info=_load_run_info(layout),
     )

@@ -57,18 +57,17 @@ def headline(view: RunView) -> Headline:
     model_section = view.config.get("model")
     model = model_section.get("name") if isinstance(model_section, dict) else None
     model = model or next((m.base_model for m in view.manifests.values()), None) or results[0].checkpoint.base_model
-    arms = info.get("arms") or view.lineage.checkpoint_order()
+    arms = info.arms or view.lineage.checkpoint_order()
     fingerprints: dict[str, str] = {}
     for manifest in view.manifests.values():
         for key, value in manifest.data_fingerprints.items():
             fingerprints.setdefault(key, value)
-    wall = info.get("wall_time_s")
     return Headline(
         model=str(model),
-        arms=", ".join(str(a) for a in arms) if isinstance(arms, list) else str(arms),
-        started=_text(info.get("started")),
-        finished=_text(info.get("finished")),
-        wall_time=format_duration(wall if isinstance(wall, (int, float)) else None),
+        arms=", ".join(arms),
+        started=_text(info.started),
+        finished=_text(info.finished),
+        wall_time=format_duration(info.wall_time_s),
         data_fingerprints=sorted(fingerprints.items()),
         config_hash=results[0].config_hash,
     )
@@ -78,7 +77,7 @@ def _loss(value: float | None) -> str:
     return format_number(value, 3)
 
 
-def stage_row(arm: str, manifest: Manifest, stage_wall_times: dict[str, Any]) -> StageRow:
+def stage_row(arm: str, manifest: Manifest, stage_wall_times: dict[str, float]) -> StageRow:
     train, evals = manifest.train_loss, manifest.eval_loss
     wall = stage_wall_times.get(arm, manifest.wall_time_s or None)
     return StageRow(
@@ -103,9 +102,7 @@ def stage_row(arm: str, manifest: Manifest, stage_wall_times: dict[str, Any]) ->
 
 def stage_rows(view: RunView) -> list[StageRow]:
     """One row per trained stage (manifests with a stage); base has nothing to train."""
-    walls = view.run_info.get("stage_wall_times") or {}
-    walls = walls if isinstance(walls, dict) else {}
-    return [stage_row(arm, m, walls) for arm, m in view.manifests.items() if m.stage is not None]
+    return [stage_row(arm, m, view.run_info.stage_wall_times) for arm, m in view.manifests.items() if m.stage is not None]
 
 
 def _scalar(value: Any) -> str:
@@ -179,18 +176,17 @@ def _data_group(name: str, data: dict) -> DataGroup:
 
 def data_inspect_groups(view: RunView) -> list[DataGroup]:
     """run.json's data_inspect: one group per top-level mapping (domain, counseling, ...), loose values first."""
-    inspect = view.run_info.get("data_inspect")
-    if not isinstance(inspect, dict):
+    if view.run_info.data_inspect is None:
         return []
+    inspect = view.run_info.data_inspect.facts()
     loose = {key: value for key, value in inspect.items() if not isinstance(value, dict)}
     groups = [_data_group(str(key), value) for key, value in inspect.items() if isinstance(value, dict)]
     return ([_data_group("overall", loose)] if loose else []) + groups
 
 
 def versions(view: RunView) -> list[tuple[str, str]]:
-    found = view.run_info.get("versions")
-    if not isinstance(found, dict) or not found:
-        found = {}
+    found: dict[str, str] = dict(view.run_info.versions)
+    if not found:
         for manifest in view.manifests.values():
             for key, value in manifest.versions.items():
                 found.setdefault(key, value)
@@ -198,8 +194,8 @@ def versions(view: RunView) -> list[tuple[str, str]]:
 
 
 def hardware(view: RunView) -> list[tuple[str, str]]:
-    found = view.run_info.get("hardware")
-    if not isinstance(found, dict) or not found:
+    found = view.run_info.hardware
+    if not found:
         found = next((m.hardware for m in view.manifests.values() if m.hardware), {})
     return flatten(found) if found else []
 

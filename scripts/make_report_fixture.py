@@ -4,7 +4,9 @@ The run is synthetic but shaped like a real one: per-sample logs first, then eve
 paired delta computed from those logs with `harness.evals.stats`, exactly as the eval suite would. It plants
 what the report must handle: a significant safety regression (crisis referrals fall after
 instruction tuning), an invented hotline number, and hostile markup in model and dataset text.
-Deterministic: re-running it rewrites identical files.
+Deterministic: re-running it rewrites identical files. The committed fixture was written before
+schema versions (and a few later fields) existed, so it also stands for an old run directory that must
+still render; re-running the script writes today's format.
 
 Usage (from the repo root): PYTHONPATH=. python scripts/make_report_fixture.py [OUTPUT_DIR]
 """

@@ -11,13 +11,14 @@ from pathlib import Path
 from harness.core.atomic import atomic_directory
 from harness.run.config import ModelConfig
 from harness.core.errors import HarnessError
-from harness.run.manifest import MANIFEST_NAME, Manifest
+from harness.run.layout import MANIFEST_FILE
+from harness.run.manifest import Manifest
 from harness.models.loading import check_weight_files, load_causal_lm, load_tokenizer, weights_fingerprint
 
 
 def _check_start_model(start_ref: str, adapter_dir: Path, model_cfg: ModelConfig) -> None:
     """Refuse to merge an adapter into other weights than those it was trained on."""
-    if not (adapter_dir / MANIFEST_NAME).is_file():
+    if not (adapter_dir / MANIFEST_FILE).is_file():
         return
     manifest = Manifest.load(adapter_dir)
     expected = manifest.start_fingerprint or (manifest.base_fingerprint if manifest.parent is None else None)

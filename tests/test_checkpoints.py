@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.models.checkpoints import checkpoint_dir, resolve_arm
+from harness.models.checkpoints import resolve_arm
 from harness.run.config import load_config
+from harness.run.layout import RunLayout
 from harness.core.errors import HarnessError
 from harness.run.manifest import Manifest
 from harness.models.loading import resolve_model, weights_fingerprint
@@ -41,13 +42,13 @@ def test_missing_parent_checkpoint_is_a_one_line_error(tmp_path):
 
 
 def test_incomplete_parent_checkpoint_is_refused(tmp_path, tiny_config, embedded_model_dir):
-    (checkpoint_dir(tmp_path, "domain")).mkdir(parents=True)
+    (RunLayout(tmp_path).checkpoint("domain")).mkdir(parents=True)
     with pytest.raises(HarnessError, match="incomplete"):
         resolve_arm(tiny_config, tmp_path, "domain")
 
 
 def test_checkpoint_of_another_base_model_is_refused(tmp_path, tiny_config, embedded_model_dir):
-    directory = checkpoint_dir(tmp_path, "domain")
+    directory = RunLayout(tmp_path).checkpoint("domain")
     directory.mkdir(parents=True)
     _manifest(tiny_config, "Qwen/Qwen3-1.7B", "0" * 16).save(directory)
     with pytest.raises(HarnessError, match="trained on base 'Qwen/Qwen3-1.7B'"):
@@ -62,7 +63,7 @@ def test_checkpoint_of_another_base_model_is_refused(tmp_path, tiny_config, embe
 
 
 def test_training_on_a_parent_of_another_base_model_is_refused(tmp_path, tiny_config):
-    directory = checkpoint_dir(tmp_path, "domain")
+    directory = RunLayout(tmp_path).checkpoint("domain")
     directory.mkdir(parents=True)
     _manifest(tiny_config, tiny_config.model.name, "f" * 16).save(directory)
     result = subprocess.run(cli("train", "instruct", "--config", "configs/tiny.yaml", "--output", str(tmp_path),

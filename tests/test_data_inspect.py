@@ -57,8 +57,9 @@ def test_leakage_failures_name_each_measure_above_its_threshold(write_config):
 
 def test_inspect_sample_config(write_config, tiny_tokenizer):
     config = load_config(write_config(domain={"heldout_fraction": 0.2, "max_length": 64, "stride": 48}))
-    report = inspect_data(config, tiny_tokenizer)
-    json.dumps(report)  # JSON-able
+    inspection = inspect_data(config, tiny_tokenizer)
+    assert json.loads(inspection.model_dump_json())["schema_version"] == 1
+    report = inspection.facts()
     domain, counseling = report["domain"], report["counseling"]
     assert domain["sections"] == domain["train_sections"] + domain["heldout_sections"]
     assert domain["heldout_sections"] >= 1 and domain["pages"] == 5
@@ -90,14 +91,14 @@ def test_inspect_flags_a_document_that_repeats_itself(tmp_path, make_pdf, write_
     pdf = make_pdf(tmp_path, pages)
     config = load_config(write_config(domain={"pdf": str(pdf), "heldout_fraction": 0.34}))
     report = inspect_data(config, tiny_tokenizer)
-    assert report["domain"]["heldout_ngram_overlap"] > 0.5
-    assert len(report["failures"]) == 1 and report["failures"][0].startswith("domain:")
+    assert report.domain.heldout_ngram_overlap > 0.5
+    assert len(report.failures) == 1 and report.failures[0].startswith("domain:")
 
 
 def test_inspect_counsel_chat_reports_ids_and_texts(shared_data, write_config, tiny_tokenizer):
     csv = shared_data / "counseling" / "counsel_chat.csv"
     config = load_config(write_config(counseling={"path": str(csv), "preset": "counsel_chat"}))
-    counseling = inspect_data(config, tiny_tokenizer)["counseling"]
+    counseling = inspect_data(config, tiny_tokenizer).facts()["counseling"]
     frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
     assert counseling["rows_raw"] == len(frame)
     assert counseling["distinct_question_ids_raw"] == frame["questionID"].nunique() == 815

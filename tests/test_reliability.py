@@ -23,7 +23,8 @@ from harness.core.console import safe_text
 from harness.data.conversations import MAX_FIELD_CHARS, load_counseling
 from harness.data.corpus import load_domain_corpus
 from harness.core.errors import HarnessError
-from harness.run.manifest import MANIFEST_NAME, TRAINING_RTOL, Determinism, Manifest
+from harness.run.layout import MANIFEST_FILE
+from harness.run.manifest import TRAINING_RTOL, Determinism, Manifest
 from harness.models.loading import check_weight_files, load_causal_lm, load_tokenizer, resolve_model
 from harness.pipeline import run_lock
 
@@ -96,7 +97,7 @@ def test_a_checkpoint_is_flushed_file_by_file_before_it_is_renamed_into_place(tm
 def _complete_dir(path: Path, marker: str) -> None:
     with atomic_directory(path) as tmp:
         (tmp / "adapter.safetensors").write_text(marker)
-        (tmp / MANIFEST_NAME).write_text(json.dumps({"marker": marker}))
+        (tmp / MANIFEST_FILE).write_text(json.dumps({"marker": marker}))
 
 
 def test_error_inside_atomic_directory_keeps_the_old_directory(tmp_path):
@@ -107,7 +108,7 @@ def test_error_inside_atomic_directory_keeps_the_old_directory(tmp_path):
         _disk_full()
     assert raised.value.__cause__.errno == errno.ENOSPC
     assert (final / "adapter.safetensors").read_text() == "old"
-    assert json.loads((final / MANIFEST_NAME).read_text()) == {"marker": "old"}
+    assert json.loads((final / MANIFEST_FILE).read_text()) == {"marker": "old"}
     assert _siblings(final.parent) == ["domain"]
 
 
@@ -133,7 +134,7 @@ def test_atomic_directory_replaces_a_complete_directory_whole(tmp_path):
     _complete_dir(final, "old")
     (final / "stale_extra_file").write_text("from the old version")
     _complete_dir(final, "new")
-    assert _siblings(final) == sorted(["adapter.safetensors", MANIFEST_NAME])
+    assert _siblings(final) == sorted(["adapter.safetensors", MANIFEST_FILE])
     assert (final / "adapter.safetensors").read_text() == "new"
     assert _siblings(tmp_path) == ["domain"]
 
@@ -356,9 +357,10 @@ def test_an_overlong_field_is_capped_and_counted(tmp_path):
     assert max(len(c.response) for c in conversations) == MAX_FIELD_CHARS
     assert {c.response for c in conversations} >= {r for _, r in QA}
 
-    from harness.data.inspection import _counseling_summary
+    from harness.data.inspection import Leakage, _counseling_facts
 
-    assert _counseling_summary(data)["rows_capped"] == 1, "data inspect (and the report's data section) must report the cap"
+    facts = _counseling_facts(data, load_config(REPO / "configs" / "tiny.yaml"), Leakage(0.0, 13, 0.0))
+    assert facts.rows_capped == 1, "data inspect (and the report's data section) must report the cap"
 
 
 def _page_word(number: int) -> str:
@@ -408,7 +410,7 @@ def test_checkpoint_without_tokenizer_files_is_a_one_line_error(tmp_path):
 
 
 def test_corrupt_checkpoint_manifest_is_a_one_line_error(tmp_path):
-    (tmp_path / MANIFEST_NAME).write_text('{"arm": "domain", "truncated')
+    (tmp_path / MANIFEST_FILE).write_text('{"arm": "domain", "truncated')
     with pytest.raises(HarnessError, match="not a valid manifest.*`harness run-all` retrains domain") as raised:
         load_complete_manifest(tmp_path, "domain")
     assert "\n" not in str(raised.value)

@@ -616,7 +616,7 @@ def test_a_format_that_fails_to_render_leaves_the_previous_pair(run_dir, monkeyp
     def failing_html(report):
         raise RuntimeError("the HTML template broke")
 
-    monkeypatch.setitem(reports.FORMATS, "html", ("report.html", failing_html))
+    monkeypatch.setitem(reports.FORMATS, "html", failing_html)
     with pytest.raises(RuntimeError, match="HTML template broke"):
         render_report(run_dir)
     assert {name: (run_dir / name).read_bytes() for name in before} == before

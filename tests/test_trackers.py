@@ -18,9 +18,10 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.core.errors import HarnessError
 from harness.pipeline import publish_results
-from harness.reports.trackers import TRACKING_RECORD, check_trackers
+from harness.reports.trackers import check_trackers
 from harness.reports.trackers.content import checkpoint_metrics
 from harness.run.config import HarnessConfig, TrackingConfig, load_config
+from harness.run.layout import RunLayout
 from harness.run.results import EvalResult
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "run_fixture"
@@ -98,7 +99,7 @@ def test_mlflow_publishes_the_same_results_once_and_changed_results_again(run_di
     runs = client.search_runs([client.get_experiment_by_name("fixture").experiment_id])
     assert sorted(r.data.metrics["rouge1"] for r in runs if r.info.run_name == "base")[-1] == 0.5
     assert len([r for r in runs if "mlflow.parentRunId" not in r.data.tags]) == 2
-    record = json.loads((run_dir / TRACKING_RECORD).read_text())
+    record = json.loads(RunLayout(run_dir).tracking_json.read_text())
     assert list(record["publications"]) == ["mlflow"]
 
 

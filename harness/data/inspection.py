@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.run.config import DataConfig, HarnessConfig
+from harness.run.record import ArmLeakage, CounselingFacts, DataInspection, DomainFacts, SafetyFacts, SectionFacts
 from harness.data.conversations import Conversation, CounselingData, question_key
 from harness.data.corpus import DomainCorpus, token_windows
 from harness.data.run_data import RunData, load_run_data
@@ -84,56 +85,63 @@ def token_ids(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
 
-def _domain_summary(corpus: DomainCorpus, config: HarnessConfig, tokenizer: Any) -> dict[str, Any]:
+def _domain_facts(corpus: DomainCorpus, config: HarnessConfig, tokenizer: Any, leakage: Leakage) -> DomainFacts:
     train_ids = token_ids(tokenizer, corpus.train_text)
     heldout_ids = token_ids(tokenizer, corpus.heldout_text)
     heldout_start = len(corpus.train_sections)
-    return {
-        "pdf": str(corpus.pdf_path),
-        "pdf_sha256": corpus.pdf_sha256,
-        "split_fingerprint": corpus.split_fingerprint(),
-        "pages": corpus.pages,
-        "chars": corpus.chars,
-        "sections": len(corpus.sections),
-        "train_sections": len(corpus.train_sections),
-        "heldout_sections": len(corpus.heldout_sections),
-        "heldout_char_share": len(corpus.heldout_text) / max(1, len(corpus.train_text) + len(corpus.heldout_text)),
-        "train_tokens": len(train_ids),
-        "heldout_tokens": len(heldout_ids),
-        "train_windows": len(token_windows(train_ids, config.data.domain.max_length, config.data.domain.stride)),
-        "section_list": [
-            {
-                "index": s.index,
-                "title": s.title,
-                "first_page": s.first_page,
-                "chars": len(s.text),
-                "split": "heldout" if s.index >= heldout_start else "train",
-            }
+    return DomainFacts(
+        pdf=str(corpus.pdf_path),
+        pdf_sha256=corpus.pdf_sha256,
+        split_fingerprint=corpus.split_fingerprint(),
+        pages=corpus.pages,
+        chars=corpus.chars,
+        sections=len(corpus.sections),
+        train_sections=len(corpus.train_sections),
+        heldout_sections=len(corpus.heldout_sections),
+        heldout_char_share=len(corpus.heldout_text) / max(1, len(corpus.train_text) + len(corpus.heldout_text)),
+        train_tokens=len(train_ids),
+        heldout_tokens=len(heldout_ids),
+        train_windows=len(token_windows(train_ids, config.data.domain.max_length, config.data.domain.stride)),
+        section_list=[
+            SectionFacts(
+                index=s.index,
+                title=s.title,
+                first_page=s.first_page,
+                chars=len(s.text),
+                split="heldout" if s.index >= heldout_start else "train",
+            )
             for s in corpus.sections
         ],
-    }
+        heldout_ngram_overlap=leakage.heldout_ngram_overlap,
+        ngram_n=leakage.ngram_n,
+        max_ngram_overlap=config.data.domain.max_ngram_overlap,
+    )
 
 
-def _counseling_summary(data: CounselingData) -> dict[str, Any]:
-    return {
-        "source": data.source,
-        "sha256": data.sha256,
-        "split_fingerprint": data.split_fingerprint(),
-        "rows_raw": data.rows_raw,
-        "distinct_questions_raw": data.distinct_questions_raw,
-        "distinct_question_ids_raw": data.distinct_question_ids_raw,
-        "rows_after_dedup": data.rows_after_dedup,
-        "rows_capped": data.rows_capped,
-        "train_rows": len(data.train),
-        "test_rows": len(data.test),
-        "train_questions": len({conv.question_id for conv in data.train}),
-        "test_questions": len({conv.question_id for conv in data.test}),
-    }
+def _counseling_facts(data: CounselingData, config: HarnessConfig, leakage: Leakage) -> CounselingFacts:
+    return CounselingFacts(
+        source=data.source,
+        sha256=data.sha256,
+        split_fingerprint=data.split_fingerprint(),
+        rows_raw=data.rows_raw,
+        distinct_questions_raw=data.distinct_questions_raw,
+        distinct_question_ids_raw=data.distinct_question_ids_raw,
+        rows_after_dedup=data.rows_after_dedup,
+        rows_capped=data.rows_capped,
+        train_rows=len(data.train),
+        test_rows=len(data.test),
+        train_questions=len({conv.question_id for conv in data.train}),
+        test_questions=len({conv.question_id for conv in data.test}),
+        question_overlap=leakage.question_overlap,
+        max_question_overlap=config.data.counseling.max_question_overlap,
+    )
 
 
-def _arm_leakage(config: HarnessConfig, data: RunData, data_for: Callable[[HarnessConfig], RunData]) -> tuple[dict, list[str]]:
+def _arm_leakage(
+    config: HarnessConfig, data: RunData, data_for: Callable[[HarnessConfig], RunData]
+) -> tuple[dict[str, ArmLeakage], list[str]]:
     """Leakage of every arm that trains on data of its own into the run's held-out split (which all arms are scored on)."""
-    summaries: dict[str, dict[str, float]] = {}
+    summaries: dict[str, ArmLeakage] = {}
     failures: list[str] = []
     for arm in config.lineage.arms:
         if not any(key.startswith("data.") for key in arm.overrides):
@@ -145,33 +153,26 @@ def _arm_leakage(config: HarnessConfig, data: RunData, data_for: Callable[[Harne
             ngram_n=NGRAM_N,
             question_overlap=question_overlap(own.counseling.train, data.counseling.test),
         )
-        summaries[arm.name] = {"heldout_ngram_overlap": leakage.heldout_ngram_overlap, "question_overlap": leakage.question_overlap}
+        summaries[arm.name] = ArmLeakage(heldout_ngram_overlap=leakage.heldout_ngram_overlap, question_overlap=leakage.question_overlap)
         failures += [f"arm {arm.name}: {failure}" for failure in leakage.failures(arm_config.data)]
     return summaries, failures
 
 
 def inspect_data(
     config: HarnessConfig, tokenizer: Any, data_for: Callable[[HarnessConfig], RunData] = load_run_data
-) -> dict[str, Any]:
-    """Sizes, splits and leakage of the run's data (JSON-able); `data_for` loads (or returns already loaded) data."""
+) -> DataInspection:
+    """Sizes, splits and leakage of the run's data; `data_for` loads (or returns already loaded) data."""
     data = data_for(config)
     leakage = measure_leakage(data.corpus, data.counseling)
-    domain = _domain_summary(data.corpus, config, tokenizer)
-    domain["heldout_ngram_overlap"] = leakage.heldout_ngram_overlap
-    domain["ngram_n"] = leakage.ngram_n
-    domain["max_ngram_overlap"] = config.data.domain.max_ngram_overlap
-    counseling_summary = _counseling_summary(data.counseling)
-    counseling_summary["question_overlap"] = leakage.question_overlap
-    counseling_summary["max_question_overlap"] = config.data.counseling.max_question_overlap
     arms, arm_failures = _arm_leakage(config, data, data_for)
-    return {
-        "domain": domain,
-        "counseling": counseling_summary,
-        "safety": {
-            "counts": category_counts(data.safety),
-            "total": len(data.safety),
-            "sources": [str(source.path) for source in config.data.safety.sources],
-        },
-        "arms": arms,
-        "failures": leakage.failures(config.data) + arm_failures,
-    }
+    return DataInspection(
+        domain=_domain_facts(data.corpus, config, tokenizer, leakage),
+        counseling=_counseling_facts(data.counseling, config, leakage),
+        safety=SafetyFacts(
+            counts=category_counts(data.safety),
+            total=len(data.safety),
+            sources=[str(source.path) for source in config.data.safety.sources],
+        ),
+        arms=arms,
+        failures=leakage.failures(config.data) + arm_failures,
+    )

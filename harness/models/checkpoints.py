@@ -14,7 +14,8 @@ from pathlib import Path
 
 from harness.run.config import HarnessConfig
 from harness.core.errors import HarnessError, first_line
-from harness.run.manifest import MANIFEST_NAME, Manifest
+from harness.run.layout import MANIFEST_FILE, RunLayout
+from harness.run.manifest import Manifest
 from harness.models.loading import check_weight_files, resolve_model, weights_fingerprint
 
 
@@ -32,17 +33,8 @@ class ResolvedCheckpoint:
     manifest: Manifest | None = None
 
 
-def checkpoint_dir(run_dir: Path, arm: str) -> Path:
-    return Path(run_dir) / "checkpoints" / arm
-
-
-def merged_dir(run_dir: Path, arm: str, adapter_fingerprint: str) -> Path:
-    """Where the full-precision merge of an arm's adapter into its start model is cached."""
-    return Path(run_dir) / "merged" / f"{arm}-{adapter_fingerprint}"
-
-
 def is_complete(directory: Path) -> bool:
-    return (Path(directory) / MANIFEST_NAME).is_file()
+    return (Path(directory) / MANIFEST_FILE).is_file()
 
 
 def adapter_fingerprint(adapter_dir: Path, *, canonical: bool = True) -> str:
@@ -83,10 +75,10 @@ def read_checkpoint(directory: Path) -> tuple[Manifest | None, str | None]:
     try:
         manifest = Manifest.load(directory)
     except (OSError, ValueError) as exc:
-        return None, f"{directory / MANIFEST_NAME}: not a valid manifest ({first_line(exc)})"
+        return None, f"{directory / MANIFEST_FILE}: not a valid manifest ({first_line(exc)})"
     recorded = manifest.adapter_fingerprint
     if recorded is not None and recorded not in (adapter_fingerprint(directory), adapter_fingerprint(directory, canonical=False)):
-        return None, f"{directory}: adapter files do not match the fingerprint in {MANIFEST_NAME} (truncated or replaced)"
+        return None, f"{directory}: adapter files do not match the fingerprint in {MANIFEST_FILE} (truncated or replaced)"
     return manifest, None
 
 
@@ -104,7 +96,7 @@ def check_same_base(manifest: Manifest, directory: Path, model_name: str, base_f
     """Refuse a checkpoint trained on another base than the config's: its adapter means nothing on this one."""
     if manifest.base_model != model_name or manifest.base_fingerprint != base_fp:
         raise HarnessError(
-            f"{directory / MANIFEST_NAME}: trained on base {manifest.base_model!r} ({manifest.base_fingerprint}) but the config "
+            f"{directory / MANIFEST_FILE}: trained on base {manifest.base_model!r} ({manifest.base_fingerprint}) but the config "
             f"uses {model_name!r} ({base_fp}); use the matching config or retrain with --fresh"
         )
 
@@ -114,7 +106,7 @@ def parent_chain(run_dir: Path, manifest: Manifest) -> list[tuple[str, Manifest]
     chain: list[tuple[str, Manifest]] = []
     parent = manifest.parent
     while parent and parent not in {name for name, _ in chain}:
-        parent_manifest = load_complete_manifest(checkpoint_dir(run_dir, parent), parent)
+        parent_manifest = load_complete_manifest(RunLayout(run_dir).checkpoint(parent), parent)
         chain.insert(0, (parent, parent_manifest))
         parent = parent_manifest.parent
     return chain
@@ -126,14 +118,15 @@ def resolve_arm(config: HarnessConfig, run_dir: Path, arm: str) -> ResolvedCheck
     base_fp = weights_fingerprint(base_ref, config.model.revision)
     if arm == "base":
         return ResolvedCheckpoint("base", "base", base_ref, None, config.model.name, base_fp)
-    directory = checkpoint_dir(run_dir, arm)
+    layout = RunLayout(run_dir)
+    directory = layout.checkpoint(arm)
     manifest = load_complete_manifest(directory, arm)
     check_same_base(manifest, directory, config.model.name, base_fp)
     chain = parent_chain(run_dir, manifest)
     start_ref = base_ref
     if chain:
         parent, parent_manifest = chain[-1]
-        start = merged_dir(run_dir, parent, parent_manifest.adapter_fingerprint or "")
+        start = layout.merged(parent, parent_manifest.adapter_fingerprint or "")
         if not is_model_dir(start):
             raise HarnessError(f"{start}: merged parent model is missing; re-run `harness run-all` to rebuild it")
         start_ref = str(start)
@@ -151,7 +144,7 @@ def resolve_checkpoint(ref: str, config: HarnessConfig, run_dir: Path) -> Resolv
         return resolve_arm(config, run_dir, ref)
     path = Path(ref).expanduser().resolve()
     if path.is_dir():
-        if is_complete(path) and path.parent.name == "checkpoints":
+        if is_complete(path) and RunLayout(path.parent.parent).checkpoint(path.name) == path:
             return resolve_arm(config, path.parent.parent, path.name)
         if (path / "adapter_config.json").is_file():
             return _external_adapter(path, config)

@@ -5,15 +5,10 @@ Written by `harness.evals.grid_stats` from the per-sample logs; read by the repo
 
 from __future__ import annotations
 
-from pathlib import Path
+from pydantic import BaseModel
 
-from pydantic import BaseModel, field_validator
-
-from harness.core.atomic import atomic_write_text
 from harness.run.results import MetricPresentation
-
-GRID_RESULTS = "grid.json"
-SCHEMA_VERSION = 1
+from harness.run.schema import VersionedRecord
 
 
 class SeededValue(BaseModel):
@@ -67,8 +62,7 @@ class PointInfo(BaseModel):
     axes: dict[str, str]
 
 
-class GridResult(BaseModel):
-    schema_version: int = SCHEMA_VERSION
+class GridResult(VersionedRecord):
     points: list[PointInfo]
     seeds: list[int]
     arm_values: list[ArmValue] = []
@@ -76,17 +70,3 @@ class GridResult(BaseModel):
     main_effects: list[MainEffect]
     presentation: dict[str, MetricPresentation]
     higher_is_better: dict[str, bool | None]
-
-    @field_validator("schema_version")
-    @classmethod
-    def _known_version(cls, v: int) -> int:
-        if v > SCHEMA_VERSION:
-            raise ValueError(f"schema version {v} is newer than this harness reads ({SCHEMA_VERSION}); upgrade harness")
-        return v
-
-    def save(self, path: Path) -> None:
-        atomic_write_text(path, self.model_dump_json(indent=2))
-
-    @classmethod
-    def load(cls, path: Path) -> GridResult:
-        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))

@@ -11,9 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from harness.core.atomic import atomic_write_text
-
-MANIFEST_NAME = "manifest.json"
+from harness.run.layout import MANIFEST_FILE
+from harness.run.schema import VersionedRecord
 
 
 class LossPoint(BaseModel):
@@ -55,7 +54,9 @@ class Determinism(BaseModel):
         )
 
 
-class Manifest(BaseModel):
+class Manifest(VersionedRecord):
+    """Saved as `manifest.json` in its checkpoint directory; `save` and `load` take that directory."""
+
     arm: str
     """`base` or the arm's name in the lineage table."""
     stage: str | None
@@ -93,8 +94,9 @@ class Manifest(BaseModel):
     created: str = ""
 
     def save(self, directory: Path) -> None:
-        atomic_write_text(Path(directory) / MANIFEST_NAME, self.model_dump_json(indent=2))
+        super().save(Path(directory) / MANIFEST_FILE)
 
     @classmethod
     def load(cls, directory: Path) -> Manifest:
-        return cls.model_validate_json((Path(directory) / MANIFEST_NAME).read_text(encoding="utf-8"))
+        return super().load(Path(directory) / MANIFEST_FILE)
+

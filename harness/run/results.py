@@ -14,6 +14,7 @@ from typing import Any, Iterable, Literal
 from pydantic import BaseModel, Field
 
 from harness.core.atomic import atomic_write_text
+from harness.run.schema import VersionedRecord
 
 Aggregation = Literal["mean", "exp_ratio", "ratio", "sum"]
 """How per-item (value, weight) pairs become one number:
@@ -98,7 +99,7 @@ class EvalInfo(BaseModel):
     saved, which version 1 (each scorer as it was then) produced."""
 
 
-class EvalResult(BaseModel):
+class EvalResult(VersionedRecord):
     checkpoint: CheckpointSummary
     metrics: dict[str, MetricValue]
     deltas: dict[str, dict[str, Delta]] = {}
@@ -112,13 +113,6 @@ class EvalResult(BaseModel):
     limit: int | None = None
     """The item cap per eval (`--limit`, `eval.limit`); None: every item."""
     wall_time_s: float
-
-    def save(self, path: Path) -> None:
-        atomic_write_text(path, self.model_dump_json(indent=2))
-
-    @classmethod
-    def load(cls, path: Path) -> EvalResult:
-        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
 
 
 class SampleRecord(BaseModel):

@@ -16,14 +16,13 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ValidationError
 
-from harness.core.atomic import atomic_write_text
 from harness.core.errors import HarnessError, first_line
 from harness.reports.load import load_run
 from harness.reports.trackers import to_mlflow, to_tensorboard, to_wandb
 from harness.reports.trackers.content import TrackedRun, tracked_run
 from harness.run.config import Tracker, TrackingConfig, config_hash
-
-TRACKING_RECORD = "tracking.json"
+from harness.run.layout import RunLayout
+from harness.run.schema import VersionedRecord
 
 PUBLISHERS: dict[Tracker, tuple[str, Callable[[TrackedRun, Any], str]]] = {
     "mlflow": ("mlflow", to_mlflow.publish),
@@ -41,10 +40,9 @@ class Publication(BaseModel):
     published: str
 
 
-class TrackingRecord(BaseModel):
+class TrackingRecord(VersionedRecord):
     """RUN_DIR/tracking.json: what each tracker last received from this run."""
 
-    schema_version: int = 1
     publications: dict[str, Publication] = {}
 
 
@@ -65,12 +63,13 @@ def publish_run(run_dir: Path, settings: TrackingConfig | None = None) -> list[s
     `settings` None: the `tracking` section of the run's own config.yaml (`harness report`).
     """
     view = load_run(run_dir)
-    settings = settings or _saved_settings(view.config, Path(run_dir) / "config.yaml")
+    layout = RunLayout(run_dir)
+    settings = settings or _saved_settings(view.config, layout.config)
     if not settings.trackers:
         return []
     check_trackers(settings)
     run = tracked_run(view)
-    record = _read_record(Path(run_dir) / TRACKING_RECORD)
+    record = _read_record(layout.tracking_json)
     published = []
     for tracker in settings.trackers:
         section = getattr(settings, tracker)
@@ -81,7 +80,7 @@ def publish_run(run_dir: Path, settings: TrackingConfig | None = None) -> list[s
         record.publications[tracker] = Publication(
             digest=digest, where=where, published=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         )
-        atomic_write_text(Path(run_dir) / TRACKING_RECORD, record.model_dump_json(indent=2))
+        record.save(layout.tracking_json)
         published.append(f"{tracker}: {where}")
     return published
 
@@ -99,9 +98,9 @@ def _read_record(path: Path) -> TrackingRecord:
     if not path.is_file():
         return TrackingRecord()
     try:
-        return TrackingRecord.model_validate_json(path.read_text(encoding="utf-8"))
+        return TrackingRecord.load(path)
     except (OSError, ValueError) as exc:
         raise HarnessError(f"{path}: not a valid tracking record ({first_line(exc)}); delete it to publish to every tracker again") from exc
 
 
-__all__ = ["TRACKING_RECORD", "check_trackers", "publish_run"]
+__all__ = ["check_trackers", "publish_run"]

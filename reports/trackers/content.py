@@ -17,12 +17,15 @@ from typing import Any
 from harness.reports import FORMATS
 from harness.reports.load import RunView
 from harness.run.config import config_hash
-from harness.run.grid_results import GRID_RESULTS
+from harness.run.layout import RunLayout
 from harness.run.results import EvalResult
 from harness.reports.provenance import flatten
 
-PUBLISHED_FILES = (*(file for file, _ in FORMATS.values()), "config.yaml", GRID_RESULTS)
-"""Run files a tracker keeps beside the numbers, whichever of them the run has."""
+
+def published_files(run_dir: Path) -> list[Path]:
+    """Run files a tracker keeps beside the numbers, whichever of them the run has."""
+    layout = RunLayout(run_dir)
+    return [path for path in (*(layout.report(name) for name in FORMATS), layout.config, layout.grid_json) if path.is_file()]
 
 
 @dataclass(frozen=True)
@@ -94,5 +97,5 @@ def tracked_run(view: RunView) -> TrackedRun:
     name = str(view.config.get("name") or view.run_dir.name)
     settings = {key: value for key, value in view.config.items() if key != "tracking"}
     digest = config_hash({"name": name, "config": settings, "checkpoints": [(c.name, c.metrics, c.params) for c in checkpoints]})
-    files = [view.run_dir / file for file in PUBLISHED_FILES if (view.run_dir / file).is_file()]
+    files = published_files(view.run_dir)
     return TrackedRun(name, view.run_dir, view.config, checkpoints, files, digest)
