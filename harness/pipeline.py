@@ -37,7 +37,7 @@ from harness.core.environment import hardware, library_versions
 from harness.core.errors import HarnessError
 from harness.core.interrupt import noticed_interrupts, raise_if_interrupted
 from harness.run.layout import RunLayout
-from harness.run.manifest import Determinism, Manifest
+from harness.run.manifest import CheckpointOrigin, Determinism, Manifest, TrainingRecord, base_manifest, stage_manifest
 from harness.run.record import DataInspection, RunRecord
 from harness.models.loading import load_tokenizer, resolve_model, weights_fingerprint
 from harness.data.run_data import RunData, load_run_data
@@ -129,28 +129,10 @@ def prepare_run(config: HarnessConfig, run_dir: Path) -> RunContext:
     context = RunContext(config, run_dir, data, tokenizer, base_ref, weights_fingerprint(base_ref, config.model.revision))
     if is_main_process():
         atomic_write_text(context.layout.config, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-        _write_base_manifest(context)
+        directory = context.layout.checkpoint(BASE)
+        directory.mkdir(parents=True, exist_ok=True)
+        base_manifest(config, context.base_fingerprint, data.fingerprints()).save(directory)
     return context
-
-
-def _write_base_manifest(ctx: RunContext) -> None:
-    directory = ctx.layout.checkpoint("base")
-    manifest = Manifest(
-        arm="base",
-        stage=None,
-        parent=None,
-        base_model=ctx.config.model.name,
-        base_fingerprint=ctx.base_fingerprint,
-        config_hash=config_hash(ctx.config.model.model_dump(mode="json")),
-        data_fingerprints=ctx.data.fingerprints(),
-        seed=ctx.config.seed,
-        determinism=Determinism.current(ctx.config.seed),
-        load_in_8bit=ctx.config.model.load_in_8bit,
-        quantization=ctx.config.model.quantization,
-        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    manifest.save(directory)
 
 
 def _stage_fingerprints(ctx: RunContext, arm_config: HarnessConfig, stage: str) -> dict[str, str]:
@@ -221,30 +203,29 @@ def train_arm(ctx: RunContext, arm: ArmSpec, *, fresh: bool = False) -> Manifest
             console.print(f"[dim]{shown(arm.name)}: checkpoint is up to date, skipping ({shown(directory)})[/dim]")
             return existing
     console.rule(f"[bold]Stage {arm.stage} -> {shown(arm.name)}")
-    fields = {
-        "arm": arm.name,
-        "stage": arm.stage,
-        "parent": None if arm.parent == BASE else arm.parent,
-        "base_model": ctx.config.model.name,
-        "base_fingerprint": ctx.base_fingerprint,
-        "start_fingerprint": weights_fingerprint(start_ref, ctx.config.model.revision),
-        "config_hash": key,
-        "data_fingerprints": fingerprints,
-        "seed": arm_config.seed,
-        "determinism": Determinism.current(arm_config.seed).model_dump(),
-    }
+    origin = CheckpointOrigin(
+        arm=arm.name,
+        stage=arm.stage,
+        parent=None if arm.parent == BASE else arm.parent,
+        base_model=ctx.config.model.name,
+        base_fingerprint=ctx.base_fingerprint,
+        start_fingerprint=weights_fingerprint(start_ref, ctx.config.model.revision),
+        config_hash=key,
+        data_fingerprints=fingerprints,
+        seed=arm_config.seed,
+    )
     if is_main_process():
         with atomic_directory(directory) as tmp:
-            manifest = _train(ctx, arm, start_ref, tmp, fields)
-            manifest.adapter_fingerprint = adapter_fingerprint(tmp)
+            record = _train(ctx, arm, start_ref, tmp)
+            manifest = stage_manifest(origin, arm_config, record, adapter_fingerprint(tmp))
             manifest.save(tmp)
     else:
-        manifest = _train(ctx, arm, start_ref, directory, fields)
+        manifest = stage_manifest(origin, arm_config, _train(ctx, arm, start_ref, directory), None)
     wait_for_everyone()
     return manifest
 
 
-def _train(ctx: RunContext, arm: ArmSpec, start_ref: str, out_dir: Path, fields: dict) -> Manifest:
+def _train(ctx: RunContext, arm: ArmSpec, start_ref: str, out_dir: Path) -> TrainingRecord:
     """Train on the arm's own data; score the held-out curve on the run's held-out split, the same for every arm."""
     config = ctx.config.arm_config(arm.name)
     data = ctx.data_for(config)
@@ -262,7 +243,6 @@ def _train(ctx: RunContext, arm: ArmSpec, start_ref: str, out_dir: Path, fields:
             train_windows=token_windows(train_ids, settings.max_length, settings.stride),
             heldout_windows=token_windows(heldout_ids, settings.max_length, settings.max_length),
             out_dir=out_dir,
-            manifest_fields=fields,
         )
     from harness.stages.instruct import train_instruct
 
@@ -273,7 +253,6 @@ def _train(ctx: RunContext, arm: ArmSpec, start_ref: str, out_dir: Path, fields:
         train=data.counseling.train,
         test=ctx.data.counseling.test,
         out_dir=out_dir,
-        manifest_fields=fields,
     )
 
 

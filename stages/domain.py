@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.run.config import HarnessConfig
-from harness.run.manifest import Manifest
+from harness.run.manifest import TrainingRecord
 from harness.stages.batching import PadCollator, causal_lm_examples
 from harness.stages.training import StageData, run_lora_stage
 
@@ -24,9 +24,8 @@ def train_domain(
     train_windows: list[list[int]],
     heldout_windows: list[list[int]],
     out_dir: Path,
-    manifest_fields: dict,
-) -> Manifest:
-    """Train the domain adapter on `start_ref`; write adapter, tokenizer and manifest into `out_dir`."""
+) -> TrainingRecord:
+    """Train the domain adapter on `start_ref`; write adapter and tokenizer into `out_dir`; return what training measured."""
     train = causal_lm_examples(train_windows)
 
     def make_trainer(model: Any, arguments: dict[str, Any], collator: PadCollator, callbacks: list[Any]) -> Any:
@@ -48,6 +47,5 @@ def train_domain(
         start_ref=start_ref,
         tokenizer=tokenizer,
         out_dir=Path(out_dir),
-        manifest_fields=manifest_fields,
         make_trainer=make_trainer,
     )

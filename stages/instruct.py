@@ -20,7 +20,7 @@ from typing import Any
 from harness.run.config import HarnessConfig
 from harness.core.console import console
 from harness.data.conversations import Conversation
-from harness.run.manifest import Manifest
+from harness.run.manifest import TrainingRecord
 from harness.stages.batching import PadCollator, TokenizedExample
 from harness.stages.sft_examples import sft_examples
 from harness.stages.training import StageData, run_lora_stage
@@ -63,9 +63,8 @@ def train_instruct(
     train: list[Conversation],
     test: list[Conversation],
     out_dir: Path,
-    manifest_fields: dict,
-) -> Manifest:
-    """Train the instruction adapter on `start_ref`; write adapter, tokenizer and manifest into `out_dir`."""
+) -> TrainingRecord:
+    """Train the instruction adapter on `start_ref`; write adapter and tokenizer into `out_dir`; return what training measured."""
     settings = config.training.instruct
     system_prompt = config.data.counseling.system_prompt
     train_examples = sft_examples(tokenizer, train, system_prompt, settings.max_length, split="train")
@@ -87,6 +86,5 @@ def train_instruct(
         start_ref=start_ref,
         tokenizer=tokenizer,
         out_dir=Path(out_dir),
-        manifest_fields=manifest_fields,
         make_trainer=make_trainer,
     )

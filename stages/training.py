@@ -1,15 +1,15 @@
 """The part every LoRA stage shares: checks, model setup, the trainer run, the held-out curve, the checkpoint.
 
 A stage hands over its tokenized train and held-out examples and a factory for its trainer
-(`Trainer` for domain text, TRL's `SFTTrainer` for conversations); everything else, including the
-manifest, is the same for both, so two checkpoints of one run are always described the same way.
+(`Trainer` for domain text, TRL's `SFTTrainer` for conversations); everything else is the same for
+both, and both return the same `TrainingRecord`, from which `harness.run.manifest` alone builds the
+manifest, so two checkpoints of one run are always described the same way.
 The held-out loss of the start model (step 0) is measured before the first update: it is the
 baseline that shows whether the stage lowered held-out loss at all.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,13 +22,13 @@ from harness.run.config import REPORT_TO_PACKAGES, HarnessConfig, StageTraining
 from harness.core.console import console, progress, quiet_libraries
 from harness.core.distributed import is_main_process, world_size
 from harness.core.errors import HarnessError
-from harness.run.manifest import LossPoint, Manifest
+from harness.run.manifest import LossPoint, TrainingRecord
 from harness.models.loading import bf16_supported
 from harness.stages.batching import PadCollator, TokenizedExample, count_label_tokens
 from harness.stages.heldout_loss import token_weighted_loss
 from harness.stages.lora_model import load_lora_model, parameter_counts
 from harness.stages.progress_callback import TrainingProgress
-from harness.core.environment import hardware, library_versions, peak_rss_mb
+from harness.core.environment import peak_rss_mb
 
 TrainerFactory = Callable[[Any, dict[str, Any], PadCollator, list[Any]], Any]
 """(peft model, trainer-argument keywords, collator, callbacks) -> a transformers `Trainer`."""
@@ -146,12 +146,11 @@ def run_lora_stage(
     start_ref: str,
     tokenizer: Any,
     out_dir: Path,
-    manifest_fields: dict[str, Any],
     make_trainer: TrainerFactory,
-) -> Manifest:
-    """Train LoRA adapters on `start_ref`, then save adapter, tokenizer and manifest (last) into `out_dir`.
+) -> TrainingRecord:
+    """Train LoRA adapters on `start_ref`, save adapter and tokenizer into `out_dir`, and return what was measured.
 
-    Under a multi-process launch (DDP) only the main process saves; `hardware.world_size` records the launch.
+    Under a multi-process launch (DDP) only the main process saves; the record's `world_size` records the launch.
     """
     from transformers import PrinterCallback, set_seed
 
@@ -182,24 +181,15 @@ def run_lora_stage(
     if is_main_process():
         model.save_pretrained(out_dir, safe_serialization=True)
         tokenizer.save_pretrained(out_dir)
-    measured = {
-        "lora": config.lora.model_dump(mode="json"),
-        "trainable_params": trainable,
-        "total_params": total,
-        "versions": library_versions(),
-        "hardware": {**hardware(), "world_size": world_size()},
-        "wall_time_s": round(time.perf_counter() - started, 2),
-        "peak_rss_mb": peak_rss_mb(),
-        "train_tokens": callback.tokens,
-        "tokens_per_s": round(callback.tokens / callback.train_seconds, 2),
-        "bf16_autocast": bf16,
-        "load_in_8bit": config.model.load_in_8bit,
-        "quantization": config.model.quantization,
-        "train_loss": callback.train_loss,
-        "eval_loss": callback.eval_loss,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    manifest = Manifest.model_validate({**manifest_fields, **measured})
-    if is_main_process():
-        manifest.save(out_dir)
-    return manifest
+    return TrainingRecord(
+        trainable_params=trainable,
+        total_params=total,
+        wall_time_s=round(time.perf_counter() - started, 2),
+        peak_rss_mb=peak_rss_mb(),
+        train_tokens=callback.tokens,
+        tokens_per_s=round(callback.tokens / callback.train_seconds, 2),
+        bf16_autocast=bf16,
+        world_size=world_size(),
+        train_loss=callback.train_loss,
+        eval_loss=callback.eval_loss,
+    )

@@ -8,7 +8,7 @@ import pytest
 
 from harness import pipeline
 from harness.run.config import load_config
-from harness.run.manifest import Manifest
+from harness.run.manifest import Manifest, TrainingRecord
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny.yaml"
@@ -16,13 +16,16 @@ TINY = REPO / "configs" / "tiny.yaml"
 
 @pytest.fixture()
 def trainings(monkeypatch) -> list[str]:
-    """Stand-in for the trainer: records each arm it trains and writes a manifest from the stage's fields."""
+    """Stand-in for the trainer: records each arm it trains and returns a training record like a stage's."""
     trained: list[str] = []
 
-    def fake_train(ctx, arm, start_ref, out_dir, fields):
+    def fake_train(ctx, arm, start_ref, out_dir):
         trained.append(arm.name)
         (out_dir / "adapter_model.safetensors").write_bytes(f"{arm.name} {len(trained)}".encode())
-        return Manifest(**fields)
+        return TrainingRecord(
+            trainable_params=1, total_params=2, wall_time_s=0.1, peak_rss_mb=1.0, train_tokens=4, tokens_per_s=40.0,
+            bf16_autocast=False, world_size=1, train_loss=[], eval_loss=[],
+        )
 
     monkeypatch.setattr(pipeline, "_train", fake_train)
     monkeypatch.setattr(pipeline, "start_model_for", lambda ctx, arm: (ctx.base_ref, None))

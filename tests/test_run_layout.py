@@ -19,7 +19,7 @@ from harness.run.config import load_config
 from harness.reports.trackers import TrackingRecord
 from harness.run.grid_results import GridResult
 from harness.run.layout import RunLayout
-from harness.run.manifest import Manifest
+from harness.run.manifest import CheckpointOrigin, LossPoint, Manifest, TrainingRecord, stage_manifest
 from harness.run.record import RunRecord
 from harness.run.results import EvalResult
 from harness.run.schema import VersionedRecord
@@ -157,6 +157,24 @@ def test_no_module_but_the_layout_spells_a_path_inside_the_run_directory():
         if any(f"/ {name}" in line for name in PATH_NAMES)
     ]
     assert offenders == []
+
+
+def _record(**overrides) -> TrainingRecord:
+    measured = dict(trainable_params=10, total_params=1000, wall_time_s=2.5, peak_rss_mb=512.0, train_tokens=96,
+                    tokens_per_s=38.4, bf16_autocast=False, world_size=2,
+                    train_loss=[LossPoint(step=1, loss=2.0)], eval_loss=[LossPoint(step=0, loss=2.2, epoch=0.0)])
+    return TrainingRecord(**{**measured, **overrides})
+
+
+def test_the_manifest_is_built_from_the_origin_the_arm_config_and_the_stage_record():
+    config = load_config(TINY, ["lora.r=8", "model.quantization=nf4"])
+    origin = CheckpointOrigin(arm="domain", stage="domain", parent=None, base_model="m", base_fingerprint="b",
+                              start_fingerprint="b", config_hash="k", data_fingerprints={"domain_pdf": "p"}, seed=5)
+    manifest = stage_manifest(origin, config, _record(), "adapter-fp")
+    assert manifest.model_dump(include=set(CheckpointOrigin.model_fields)) == origin.model_dump()
+    assert manifest.model_dump(include=set(TrainingRecord.model_fields) - {"world_size"}) == _record().model_dump(exclude={"world_size"})
+    assert manifest.hardware["world_size"] == 2 and manifest.lora["r"] == 8 and manifest.quantization == "nf4"
+    assert manifest.adapter_fingerprint == "adapter-fp" and manifest.determinism.seed == 5 and manifest.versions
 
 
 def test_the_leakage_check_reads_the_run_data_without_loading_it_again(tiny_tokenizer, monkeypatch):

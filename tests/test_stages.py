@@ -12,7 +12,7 @@ import pytest
 from harness.run.config import HarnessConfig
 from harness.data.conversations import Conversation
 from harness.core.errors import HarnessError
-from harness.run.manifest import Manifest
+from harness.run.manifest import CheckpointOrigin, Manifest, TrainingRecord, stage_manifest
 from harness.models.loading import bf16_supported
 from harness.stages.batching import IGNORE_INDEX, causal_lm_examples, pad_batch
 from harness.stages.domain import train_domain
@@ -39,17 +39,13 @@ def make_config(**training: Any) -> HarnessConfig:
     )
 
 
-def manifest_fields(arm: str, stage: str) -> dict[str, Any]:
-    return {
-        "arm": arm,
-        "stage": stage,
-        "parent": None,
-        "base_model": "smollm2-135m-instruct",
-        "base_fingerprint": "base-fp",
-        "config_hash": "cfg-hash",
-        "data_fingerprints": {"domain_pdf": "pdf-hash"},
-        "seed": 3,
-    }
+def manifest_of(record: TrainingRecord, arm: str, stage: str) -> Manifest:
+    """The manifest the pipeline files for a stage's record (see `harness.run.manifest.stage_manifest`)."""
+    origin = CheckpointOrigin(
+        arm=arm, stage=stage, parent=None, base_model="smollm2-135m-instruct", base_fingerprint="base-fp",
+        start_fingerprint="base-fp", config_hash="cfg-hash", data_fingerprints={"domain_pdf": "pdf-hash"}, seed=3,
+    )
+    return stage_manifest(origin, make_config(), record, None)
 
 
 def sample_conversations(n: int) -> list[Conversation]:
@@ -94,20 +90,19 @@ def test_domain_stage_writes_a_loadable_adapter_and_a_complete_manifest(
 ):
     config = make_config()
     out_dir = tmp_path / "domain"
-    manifest = train_domain(
+    record = train_domain(
         config,
         start_ref=str(embedded_model_dir),
         tokenizer=embedded_tokenizer,
         train_windows=windows[:4],
         heldout_windows=windows[4:6],
         out_dir=out_dir,
-        manifest_fields=manifest_fields("domain", "domain"),
     )
+    manifest = manifest_of(record, "domain", "domain")
 
-    assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "manifest.json"} <= {
-        p.name for p in out_dir.iterdir()
-    }
-    assert Manifest.load(out_dir) == manifest
+    written = {p.name for p in out_dir.iterdir()}
+    assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json"} <= written
+    assert "manifest.json" not in written, "the pipeline writes the manifest, last, from the stage's record"
     assert (manifest.arm, manifest.stage, manifest.base_fingerprint, manifest.seed) == ("domain", "domain", "base-fp", 3)
     assert manifest.data_fingerprints == {"domain_pdf": "pdf-hash"}
     assert manifest.load_in_8bit is True and manifest.bf16_autocast is False
@@ -137,22 +132,19 @@ def test_instruct_stage_trains_on_conversations_and_records_the_start_loss(embed
     config = make_config()
     train, test = sample_conversations(6)[:4], sample_conversations(6)[4:]
     out_dir = tmp_path / "instruct"
-    manifest = train_instruct(
+    record = train_instruct(
         config,
         start_ref=str(embedded_model_dir),
         tokenizer=embedded_tokenizer,
         train=train,
         test=test,
         out_dir=out_dir,
-        manifest_fields=manifest_fields("instruct-only", "instruct"),
     )
 
     examples = sft_examples(embedded_tokenizer, train, config.data.counseling.system_prompt, 128, split="train")
     assert len(examples) == len(train)
-    assert manifest.train_tokens == sum(len(e["input_ids"]) for e in examples)
-    assert [p.step for p in manifest.eval_loss] == [0, 2]
-    assert manifest.stage == "instruct" and manifest.arm == "instruct-only"
-    assert Manifest.load(out_dir).eval_loss == manifest.eval_loss
+    assert record.train_tokens == sum(len(e["input_ids"]) for e in examples)
+    assert [p.step for p in record.eval_loss] == [0, 2]
     trained = adapter_logits(str(embedded_model_dir), out_dir, examples[0]["input_ids"])
     base = adapter_logits(str(embedded_model_dir), None, examples[0]["input_ids"])
     assert (trained - base).abs().max().item() > 1e-4
@@ -170,7 +162,6 @@ def test_unknown_lora_target_names_the_model_linear_layers(embedded_model_dir, e
             train_windows=windows[:4],
             heldout_windows=windows[4:6],
             out_dir=tmp_path / "out",
-            manifest_fields=manifest_fields("domain", "domain"),
         )
     message = str(caught.value)
     assert "lora.target_modules" in message
@@ -187,7 +178,6 @@ def test_fewer_windows_than_one_batch_is_an_error_naming_both_numbers(tmp_path):
             train_windows=[[1, 2, 3]],
             heldout_windows=[[4, 5, 6]],
             out_dir=tmp_path / "out",
-            manifest_fields=manifest_fields("domain", "domain"),
         )
     assert not (tmp_path / "out").exists()
     with pytest.raises(HarnessError, match="training split has no windows"):
@@ -198,7 +188,6 @@ def test_fewer_windows_than_one_batch_is_an_error_naming_both_numbers(tmp_path):
             train_windows=[],
             heldout_windows=[[4, 5, 6]],
             out_dir=tmp_path / "out",
-            manifest_fields=manifest_fields("domain", "domain"),
         )
 
 
@@ -211,7 +200,6 @@ def test_empty_heldout_split_is_an_error(tmp_path):
             train_windows=[[1, 2, 3], [4, 5, 6]],
             heldout_windows=[],
             out_dir=tmp_path / "out",
-            manifest_fields=manifest_fields("domain", "domain"),
         )
 
 
@@ -225,7 +213,6 @@ def test_empty_test_conversations_are_an_error(embedded_tokenizer, tmp_path):
             train=sample_conversations(2),
             test=[],
             out_dir=tmp_path / "out",
-            manifest_fields=manifest_fields("instruct-only", "instruct"),
         )
 
 

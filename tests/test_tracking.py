@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -38,19 +37,6 @@ def stage_config(model_dir: Path, report_to: list[str]) -> HarnessConfig:
     )
 
 
-def manifest_fields() -> dict[str, Any]:
-    return {
-        "arm": "domain",
-        "stage": "domain",
-        "parent": None,
-        "base_model": "qwen3-standin",
-        "base_fingerprint": "base-fp",
-        "config_hash": "cfg-hash",
-        "data_fingerprints": {"domain_pdf": "pdf-hash"},
-        "seed": 0,
-    }
-
-
 def train_tiny_domain_stage(model_dir: Path, out_dir: Path, report_to: list[str]):
     import torch
 
@@ -71,7 +57,6 @@ def train_tiny_domain_stage(model_dir: Path, out_dir: Path, report_to: list[str]
             train_windows=windows[:-2],
             heldout_windows=windows[-2:],
             out_dir=out_dir,
-            manifest_fields=manifest_fields(),
         )
     finally:
         torch.set_num_threads(threads)
@@ -81,14 +66,14 @@ def test_tensorboard_event_files_in_the_checkpoint_hold_the_train_loss(standin_d
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out_dir = tmp_path / "checkpoints" / "domain"
-    manifest = train_tiny_domain_stage(standin_dir, out_dir, ["tensorboard"])
+    record = train_tiny_domain_stage(standin_dir, out_dir, ["tensorboard"])
     events = sorted((out_dir / "logs").glob("events.out.tfevents.*"))
     assert len(events) == 1, "one writer, in the checkpoint's logs folder, not in the trainer's scratch directory"
     accumulator = EventAccumulator(str(out_dir / "logs"))
     accumulator.Reload()
     logged = [(event.step, event.value) for event in accumulator.Scalars("train/loss")]
-    assert [step for step, _ in logged] == [point.step for point in manifest.train_loss] == [1, 2, 3]
-    assert [value for _, value in logged] == pytest.approx([point.loss for point in manifest.train_loss], rel=1e-6)
+    assert [step for step, _ in logged] == [point.step for point in record.train_loss] == [1, 2, 3]
+    assert [value for _, value in logged] == pytest.approx([point.loss for point in record.train_loss], rel=1e-6)
 
 
 def test_without_report_to_no_logs_are_written(standin_dir, tmp_path):

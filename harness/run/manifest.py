@@ -1,16 +1,21 @@
 """The manifest every checkpoint directory carries: its lineage, inputs and training history.
 
-A checkpoint directory is complete exactly when `manifest.json` exists in it (the stage writes it
+Built here alone: the pipeline knows where a checkpoint comes from (`CheckpointOrigin`), the stage
+returns what it measured (`TrainingRecord`), and `stage_manifest` / `base_manifest` turn them into a
+`Manifest`. A checkpoint directory is complete exactly when `manifest.json` exists in it (written
 last, inside a temporary directory that is renamed into place).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from harness.core.environment import hardware, library_versions
+from harness.run.config import HarnessConfig, config_hash
 from harness.run.layout import MANIFEST_FILE
 from harness.run.schema import VersionedRecord
 
@@ -100,3 +105,69 @@ class Manifest(VersionedRecord):
     def load(cls, directory: Path) -> Manifest:
         return super().load(Path(directory) / MANIFEST_FILE)
 
+
+class CheckpointOrigin(BaseModel):
+    """Where a stage's checkpoint comes from, known before it trains: lineage, inputs and resume key."""
+
+    arm: str
+    stage: str
+    parent: str | None
+    base_model: str
+    base_fingerprint: str
+    start_fingerprint: str
+    config_hash: str
+    data_fingerprints: dict[str, str]
+    seed: int
+
+
+class TrainingRecord(BaseModel):
+    """What a stage measured while it trained; the stage returns it and `stage_manifest` files it."""
+
+    trainable_params: int
+    total_params: int
+    wall_time_s: float
+    peak_rss_mb: float
+    train_tokens: int
+    tokens_per_s: float
+    bf16_autocast: bool
+    world_size: int
+    train_loss: list[LossPoint]
+    eval_loss: list[LossPoint]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def stage_manifest(origin: CheckpointOrigin, config: HarnessConfig, record: TrainingRecord, adapter_fingerprint: str | None) -> Manifest:
+    """The manifest of a trained checkpoint; `config` is the arm's own (its overrides applied)."""
+    return Manifest(
+        **origin.model_dump(),
+        determinism=Determinism.current(origin.seed),
+        adapter_fingerprint=adapter_fingerprint,
+        lora=config.lora.model_dump(mode="json"),
+        versions=library_versions(),
+        hardware={**hardware(), "world_size": record.world_size},
+        load_in_8bit=config.model.load_in_8bit,
+        quantization=config.model.quantization,
+        created=_now(),
+        **record.model_dump(exclude={"world_size"}),
+    )
+
+
+def base_manifest(config: HarnessConfig, base_fingerprint: str, data_fingerprints: dict[str, str]) -> Manifest:
+    """The manifest of `base`: a reference without weights of its own, recording the run's base and data."""
+    return Manifest(
+        arm="base",
+        stage=None,
+        parent=None,
+        base_model=config.model.name,
+        base_fingerprint=base_fingerprint,
+        config_hash=config_hash(config.model.model_dump(mode="json")),
+        data_fingerprints=data_fingerprints,
+        seed=config.seed,
+        determinism=Determinism.current(config.seed),
+        load_in_8bit=config.model.load_in_8bit,
+        quantization=config.model.quantization,
+        created=_now(),
+    )
