@@ -7,6 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from harness.run.layout import RunLayout
+
 from benchmarks.training import HARNESS
 
 
@@ -19,8 +21,9 @@ def timed_run_all(config: Path, run_dir: Path) -> float:
 def stage_figures(run_dir: Path) -> list[dict[str, float | str]]:
     """Each trained arm's wall time, tokens/s and held-out loss before and after, from its manifest."""
     rows = []
-    for arm in json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["stage_wall_times"]:
-        manifest = json.loads((run_dir / "checkpoints" / arm / "manifest.json").read_text(encoding="utf-8"))
+    layout = RunLayout(run_dir)
+    for arm in json.loads(layout.run_json.read_text(encoding="utf-8"))["stage_wall_times"]:
+        manifest = json.loads(layout.manifest(arm).read_text(encoding="utf-8"))
         losses = manifest["eval_loss"]
         rows.append({
             "arm": arm,

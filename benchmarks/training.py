@@ -25,6 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
+from harness.run.layout import RunLayout
 
 HARNESS = str(Path(sys.executable).parent / "harness")
 
@@ -47,7 +48,7 @@ def train_stage(config: Path, stage: str, workdir: Path, *, base: str, bf16: boo
     for override in overrides:
         command += ["--set", override]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    manifest = json.loads((run_dir / "checkpoints" / arm / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads(RunLayout(run_dir).manifest(arm).read_text(encoding="utf-8"))
     return {
         "stage": stage,
         "base": base,

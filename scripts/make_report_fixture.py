@@ -27,6 +27,7 @@ from rouge_score import rouge_scorer
 import harness.evals  # noqa: F401  (registers the evals whose metrics the fixture carries)
 from harness.evals.registry import get_eval, registered_evals
 from harness.evals.stats import aggregate, bootstrap_ci, mcnemar_exact, paired_bootstrap
+from harness.run.layout import RunLayout
 from harness.run.lineage import Lineage
 from harness.run.manifest import LossPoint, Manifest
 from harness.run.results import CheckpointSummary, Delta, EvalInfo, EvalResult, MetricValue, SampleRecord, write_samples
@@ -353,16 +354,17 @@ def config() -> dict:
 def main(out: Path) -> None:
     if out.exists():
         shutil.rmtree(out)
+    layout = RunLayout(out)
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     samples = {c: {"perplexity": perplexity_records(c), "similarity": similarity_records(c, scorer), "safety": safety_records(c)}
                for c in CHECKPOINTS}
     for checkpoint in CHECKPOINTS:
         for eval_name, records in samples[checkpoint].items():
-            write_samples(out / "samples" / checkpoint / f"{eval_name}.jsonl", records)
-        compute_result(checkpoint, samples).save(out / "results" / f"{checkpoint}.json")
-        manifest(checkpoint).save(out / "checkpoints" / checkpoint)
-    (out / "run.json").write_text(json.dumps(run_info(), indent=2) + "\n", encoding="utf-8")
-    (out / "config.yaml").write_text(yaml.safe_dump(config(), sort_keys=False), encoding="utf-8")
+            write_samples(layout.samples(checkpoint, eval_name), records)
+        compute_result(checkpoint, samples).save(layout.result(checkpoint))
+        manifest(checkpoint).save(layout.checkpoint(checkpoint))
+    layout.run_json.write_text(json.dumps(run_info(), indent=2) + "\n", encoding="utf-8")
+    layout.config.write_text(yaml.safe_dump(config(), sort_keys=False), encoding="utf-8")
 
 
 if __name__ == "__main__":

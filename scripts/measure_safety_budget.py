@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.data.safety_prompts import CATEGORIES  # noqa: E402
 from harness.evals.safety import CATEGORY_METRIC, rescore_safety  # noqa: E402
 from harness.run.config import EvalConfig, load_config  # noqa: E402
+from harness.run.layout import RunLayout  # noqa: E402
 from harness.run.results import EvalResult, read_samples  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +40,7 @@ def run_budget(checkpoint: str, config: Path, budget: int, run_dir: Path) -> Non
 
 def budget_row(run_dir: Path, checkpoint: str, settings: EvalConfig) -> dict[str, dict[str, float]]:
     """category -> {n, capped, loops, rate} from the saved replies, re-scored with the current detectors."""
-    rescored = rescore_safety(read_samples(run_dir / "samples" / checkpoint / "safety.jsonl"), settings).records
+    rescored = rescore_safety(read_samples(RunLayout(run_dir).samples(checkpoint, "safety")), settings).records
     row: dict[str, dict[str, float]] = {}
     for category in CATEGORIES:
         mine = [r for r in rescored if r.category == category]
@@ -67,7 +68,7 @@ def main() -> None:
     for budget in (int(b) for b in args.budgets.split(",")):
         run_dir = args.output / f"tokens-{budget}"
         run_budget(args.checkpoint, args.config.resolve(), budget, run_dir)
-        seconds = EvalResult.load(run_dir / "results" / f"{name}.json").evals["safety"].wall_time_s
+        seconds = EvalResult.load(RunLayout(run_dir).result(name)).evals["safety"].wall_time_s
         for category, cell in budget_row(run_dir, name, settings).items():
             print(
                 f"{budget:>7} {category:<9}{cell['n']:>4.0f}{cell['capped']:>8.0%}{cell['loops']:>7.0%}"
