@@ -144,7 +144,8 @@ def test_the_layout_names_every_path_of_a_run(tmp_path):
 
 
 PATH_NAMES = ('"results"', '"samples"', '"checkpoints"', '"merged"', '"partial"', '"run.json"', '"manifest.json"',
-              '"grid.json"', '"config.yaml"', '"report.md"', '"report.html"', '"generations"', '".lock"', '"tracking.json"')
+              '"grid.json"', '"config.yaml"', '"report.md"', '"report.html"', '"generations"', '".lock"', '"tracking.json"', '"mlruns"',
+              '"tensorboard"')
 
 
 def test_no_module_but_the_layout_spells_a_path_inside_the_run_directory():

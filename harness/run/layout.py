@@ -43,6 +43,16 @@ class RunLayout:
         return self.root / "tracking.json"
 
     @property
+    def mlflow_store(self) -> Path:
+        """MLflow's local file store when no tracking URI is configured."""
+        return self.root / "mlruns"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        """TensorBoard's event folders when `tracking.tensorboard.log_dir` is unset."""
+        return self.root / "tensorboard"
+
+    @property
     def lock(self) -> Path:
         return self.root / ".lock"
 

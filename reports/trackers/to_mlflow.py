@@ -13,13 +13,14 @@ import time
 from harness.core.errors import HarnessError, first_line
 from harness.reports.trackers.content import TrackedCheckpoint, TrackedRun
 from harness.run.config import MlflowTracking
+from harness.run.layout import RunLayout
 
 PARAM_VALUE_LIMIT = 6000
 """The longest parameter value MLflow stores; a longer config value is cut (config.yaml, an artifact, keeps it whole)."""
 
 
 def tracking_uri(run: TrackedRun, settings: MlflowTracking) -> str:
-    return settings.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or (run.run_dir.resolve() / "mlruns").as_uri()
+    return settings.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or RunLayout(run.run_dir.resolve()).mlflow_store.as_uri()
 
 
 def publish(run: TrackedRun, settings: MlflowTracking) -> str:

@@ -14,12 +14,13 @@ from pathlib import Path
 from harness.core.atomic import atomic_directory
 from harness.reports.trackers.content import TrackedRun
 from harness.run.config import TensorboardTracking
+from harness.run.layout import RunLayout
 
 REPORT_FILE = "report.md"
 
 
 def log_root(run: TrackedRun, settings: TensorboardTracking) -> Path:
-    return (settings.log_dir or run.run_dir / "tensorboard") / run.name
+    return (settings.log_dir or RunLayout(run.run_dir).tensorboard_dir) / run.name
 
 
 def publish(run: TrackedRun, settings: TensorboardTracking) -> str:
