@@ -162,7 +162,10 @@ def _chunk_records(section: Section, scored: ScoredText, chunk_size: int) -> lis
                 eval="perplexity",
                 values={"heldout_perplexity": nll, "heldout_bits_per_byte": nll / math.log(2)},
                 weights={"heldout_perplexity": float(len(chunk)), "heldout_bits_per_byte": float(n_bytes)},
-                extra={"section": section.index, "title": section.title, "first_page": section.first_page, "chunk": j},
+                extra={
+                    "section": section.index, "title": section.title, "document": section.document,
+                    "first_page": section.first_page, "chunk": j,
+                },
             )
         )
     return records

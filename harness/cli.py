@@ -320,29 +320,31 @@ def data_inspect_command(
 
 
 def _inspect_tables(report: dict) -> None:
+    """One table of plain values per data source, then one per list of records in it (documents, sections, passages)."""
     for section in ("domain", "counseling", "safety"):
         table = Table(title=section, show_header=False)
+        records = {key: value for key, value in report.get(section, {}).items() if _is_records(value)}
         for key, value in report.get(section, {}).items():
-            if key != "section_list":
+            if key not in records:
                 table.add_row(key, Text(safe_text(json.dumps(value) if isinstance(value, (dict, list)) else str(value))))
         console.print(table)
-        if section == "domain":
-            _sections_table(report.get("domain", {}).get("section_list", []))
+        for key, value in records.items():
+            _records_table(f"{section} {key.replace('_', ' ')}", value)
 
 
-def _sections_table(sections: list[dict]) -> None:
-    """One row per domain section; titles come from the PDF, so they are shown as plain text, not markup."""
-    table = Table(title="domain sections")
-    table.add_column("index", justify="right")
-    table.add_column("title")
-    table.add_column("first page", justify="right")
-    table.add_column("chars", justify="right")
-    table.add_column("split")
-    for section in sections:
-        title = Text(safe_text(section["title"]))
-        table.add_row(str(section["index"]), title, str(section["first_page"]), str(section["chars"]), section["split"])
+def _is_records(value: object) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(item, dict) for item in value)
+
+
+def _records_table(title: str, records: list[dict]) -> None:
+    """One row per record; the texts come from the documents, so they are shown as plain text, not markup."""
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column.replace("_", " "), justify="right" if isinstance(records[0].get(column), (int, float)) else "left")
+    for record in records:
+        table.add_row(*(Text(safe_text(str(record.get(column, "")))) for column in columns))
     console.print(table)
-
 
 
 @app.command("export-lm-eval")

@@ -40,7 +40,7 @@ from harness.run.layout import RunLayout
 from harness.run.manifest import CheckpointOrigin, Determinism, Manifest, TrainingRecord, base_manifest, stage_manifest
 from harness.run.record import DataInspection, RunRecord
 from harness.models.loading import load_tokenizer, resolve_model, weights_fingerprint
-from harness.data.run_data import RunData, load_run_data
+from harness.data.run_data import SPLIT_KEYS, RunData, load_run_data
 
 
 @dataclass
@@ -137,11 +137,9 @@ def prepare_run(config: HarnessConfig, run_dir: Path) -> RunContext:
 
 def _stage_fingerprints(ctx: RunContext, arm_config: HarnessConfig, stage: str) -> dict[str, str]:
     """The data a stage trains on, plus the run's held-out split when the arm trains on data of its own."""
-    prints = ctx.data_for(arm_config).fingerprints()
-    keys = ("domain_pdf", "domain_split") if stage == "domain" else ("counseling_file", "counseling_split")
-    found = {k: prints[k] for k in keys}
+    found = ctx.data_for(arm_config).stage_fingerprints(stage)
     if ctx.data_for(arm_config) is not ctx.data:
-        found["heldout_split"] = ctx.data.fingerprints()[keys[1]]
+        found["heldout_split"] = ctx.data.stage_fingerprints(stage)[SPLIT_KEYS[stage]]
     return found
 
 

@@ -2,7 +2,8 @@
 
 The perplexity eval logs one record per chunk of scored tokens (its bootstrap unit), each with the
 chunk's summed negative log-likelihood in nats as its `heldout_perplexity` value, its token count
-as the weight, and its section in `extra.section` / `extra.title`. A section's perplexity is
+as the weight, and its section in `extra.section` / `extra.title` (and its file in `extra.document`,
+named before the title when the held-out text comes from several documents). A section's perplexity is
 exp(sum nll / sum tokens) over its chunks: the headline's token-weighted definition, restricted to
 one section. Records without `extra.section` count as a section of their own.
 """
@@ -48,12 +49,14 @@ def section_rows(perplexity_samples: dict[str, list[SampleRecord]]) -> list[Sect
     order: list[str] = []
     titles: dict[str, str] = {}
     grouped: dict[str, dict[str, list[SampleRecord]]] = {}
+    documents = {r.extra.get("document") for records in perplexity_samples.values() for r in records}
     for checkpoint, records in perplexity_samples.items():
         for record in records:
             key = section_key(record)
             if key not in titles:
                 order.append(key)
-                titles[key] = str(record.extra.get("title") or key)
+                title = str(record.extra.get("title") or key)
+                titles[key] = f"{record.extra['document']}: {title}" if len(documents) > 1 and record.extra.get("document") else title
             grouped.setdefault(key, {}).setdefault(checkpoint, []).append(record)
     rows = []
     for key in order:

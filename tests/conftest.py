@@ -119,7 +119,7 @@ def write_config(tmp_path: Path) -> WriteConfig:
         **top_level: Any,
     ) -> Path:
         data = {
-            "domain": {"pdf": str(SAMPLE_DATA / "mental_health_basics.pdf"), **(domain or {})},
+            "domain": {"documents": [str(SAMPLE_DATA / "mental_health_basics.pdf")], **(domain or {})},
             "counseling": {"path": str(SAMPLE_DATA / "counseling_conversations.jsonl"), "preset": "amod", **(counseling or {})},
             "safety": safety or {"sources": [{"path": str(SAMPLE_DATA / "safety_prompts.jsonl"), "format": "harness"}]},
         }

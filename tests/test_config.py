@@ -49,8 +49,22 @@ def test_yaml_paths_resolve_against_the_file_and_overrides_against_cwd(tmp_path,
     monkeypatch.chdir(REPO)
     config = load_config(path, ["data.domain.pdf=other.pdf", "training.domain.epochs=2"])
     assert config.data.counseling.path == str(tmp_path / "chats.jsonl")
-    assert config.data.domain.pdf == REPO / "other.pdf"
+    assert config.data.domain.documents == [REPO / "other.pdf"], "the older `pdf` key is one document"
     assert config.training.domain.epochs == 2
+    listed = load_config(path, ["data.domain.documents=[a.pdf, notes]"])
+    assert listed.data.domain.documents == [REPO / "a.pdf", REPO / "notes"]
+    assert load_config(path).data.domain.documents == [tmp_path / "doc.pdf"]
+
+
+def test_domain_documents_as_one_path_or_a_list_but_not_beside_pdf(tmp_path):
+    one = load_config(write(tmp_path, MINIMAL.replace("domain: {pdf: doc.pdf}", "domain: {documents: corpus}")))
+    assert one.data.domain.documents == [tmp_path / "corpus"]
+    with pytest.raises(HarnessError, match=r"data.domain has both `pdf` and `documents`"):
+        load_config(write(tmp_path, MINIMAL.replace("domain: {pdf: doc.pdf}", "domain: {pdf: doc.pdf, documents: [a.md]}")))
+    with pytest.raises(HarnessError, match=r"key `data.domain.documents`: name at least one document"):
+        load_config(write(tmp_path, MINIMAL.replace("domain: {pdf: doc.pdf}", "domain: {documents: []}")))
+    with pytest.raises(HarnessError, match=r"key `data.domain.heldout_by`"):
+        load_config(write(tmp_path, MINIMAL), ["data.domain.heldout_by=pages"])
 
 
 def test_unknown_key_names_the_key_and_file(tmp_path):

@@ -11,7 +11,9 @@ from pypdf import PdfReader, PdfWriter
 
 from harness.run.config import DomainDataConfig, load_config
 from harness.data.corpus import Section, load_domain_corpus, sections_from_pages, split_heldout, token_windows
+from harness.data.documents import markdown_prose
 from harness.core.errors import HarnessError
+from harness.core.fingerprint import sha256_file
 
 SAMPLE_PDF = Path(__file__).resolve().parents[1] / "harness" / "sample_data" / "mental_health_basics.pdf"
 
@@ -170,7 +172,7 @@ def test_split_fingerprint_changes_with_the_fraction():
     second = load_domain_corpus(DomainDataConfig(pdf=SAMPLE_PDF, heldout_fraction=0.4))
     assert len(second.heldout_sections) > len(first.heldout_sections)
     assert first.split_fingerprint() != second.split_fingerprint()
-    assert first.pdf_sha256 == second.pdf_sha256
+    assert first.documents_fingerprint() == second.documents_fingerprint() == ("domain_pdf", sha256_file(SAMPLE_PDF))
 
 
 def test_missing_pdf(tmp_path):
@@ -248,3 +250,121 @@ def test_surgeon_general_running_header_removed(shared_data):
     assert "Advisory \n" not in text and "Protecting Youth Mental Health: The U.S. Surgeon General’s Advisory" not in text
     assert "all-of-society" in text  # a compound split across a line keeps its hyphen
     assert all(len(s.text) <= 8000 for s in corpus.sections)
+
+
+# ---- a corpus of several documents ----
+
+NOTES_TXT = (
+    "Caring for a Friend\n\n"
+    + body(7, 14)
+    + "\n\nWhen to Ask for Help\n\n"
+    + body(8, 14)
+    + "\n\nLooking After Yourself\n\n"
+    + body(9, 14)
+    + "\n"
+)
+LEAFLET_MD = (
+    "# Sleep and mood\n\n"
+    "Poor **sleep** and low mood feed each other; see [the NHS page](https://www.nhs.uk/) for more.\n\n"
+    + body(10, 14)
+    + "\n\n## What helps at night\n\n- Keep the same wake-up time.\n- Put screens away an hour before bed.\n\n"
+    + body(11, 14)
+    + "\n\n---\n\n## A note on `caffeine`\n\n"
+    + body(12, 14)
+    + "\n"
+)
+
+
+@pytest.fixture
+def mixed_folder(tmp_path, make_pdf) -> Path:
+    """A folder with a PDF, a plain-text file and a Markdown file, plus a file that is no document."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    make_pdf(folder, [f"# Topic {name}\n\n{body(seed)}" for seed, name in enumerate(("One", "Two", "Three"))], name="a_guide.pdf")
+    (folder / "b_notes.txt").write_text(NOTES_TXT, encoding="utf-8")
+    (folder / "c_leaflet.md").write_text(LEAFLET_MD, encoding="utf-8")
+    (folder / "ignored.csv").write_text("not,a,document\n", encoding="utf-8")
+    return folder
+
+
+def test_a_folder_mixing_pdf_text_and_markdown_is_one_corpus(mixed_folder):
+    corpus = load_domain_corpus(DomainDataConfig(documents=[mixed_folder], heldout_fraction=0.3))
+    assert [(d.path.name, d.kind, d.split) for d in corpus.documents] == [
+        ("a_guide.pdf", "pdf", "train+heldout"), ("b_notes.txt", "text", "train+heldout"), ("c_leaflet.md", "markdown", "train+heldout"),
+    ]
+    assert [s.index for s in corpus.sections] == list(range(len(corpus.sections)))
+    assert corpus.sections == corpus.train_sections + corpus.heldout_sections
+    assert {s.document for s in corpus.heldout_sections} == {"a_guide.pdf", "b_notes.txt", "c_leaflet.md"}
+    assert corpus.pages == 3 + 1 + 1 and corpus.chars == sum(d.chars for d in corpus.documents)
+    leaflet = [s.title for s in corpus.sections if s.document == "c_leaflet.md"]
+    assert leaflet == ["Sleep and mood", "What helps at night", "A note on caffeine"], "Markdown headings open sections whatever their case"
+    assert [s.title for s in corpus.sections if s.document == "b_notes.txt"] == ["Caring for a Friend", "When to Ask for Help", "Looking After Yourself"]
+    text = corpus.train_text + corpus.heldout_text
+    assert "Poor sleep and low mood feed each other; see the NHS page for more." in text
+    assert not re.search(r"\*\*|\]\(|^#|`|^---$", text, re.MULTILINE)
+    assert corpus.documents_fingerprint()[0] == "domain_documents"
+
+
+def test_heldout_by_documents_holds_out_whole_trailing_documents(mixed_folder):
+    cfg = DomainDataConfig(documents=[mixed_folder], heldout_by="documents", heldout_fraction=0.3)
+    corpus = load_domain_corpus(cfg)
+    assert [d.split for d in corpus.documents] == ["train", "train", "heldout"]
+    assert {s.document for s in corpus.heldout_sections} == {"c_leaflet.md"}
+    assert corpus.heldout_text == "\n\n".join(s.text for s in corpus.documents[-1].sections)
+    by_sections = load_domain_corpus(cfg.model_copy(update={"heldout_by": "sections"}))
+    assert by_sections.split_fingerprint() != corpus.split_fingerprint()
+    assert by_sections.documents_fingerprint() == corpus.documents_fingerprint()
+
+
+def test_a_list_keeps_its_order_and_names_each_file_once(mixed_folder):
+    notes, guide = mixed_folder / "b_notes.txt", mixed_folder / "a_guide.pdf"
+    corpus = load_domain_corpus(DomainDataConfig(documents=[notes, guide, notes], heldout_by="documents", heldout_fraction=0.5))
+    assert [(d.path.name, d.split) for d in corpus.documents] == [("b_notes.txt", "train"), ("a_guide.pdf", "heldout")]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda root: root / "absent.txt", r"absent.txt: domain document not found"),
+        (lambda root: (root / "table.csv").write_text("a,b\n") and root / "table.csv", r"table.csv: unsupported document type '.csv'"),
+        (lambda root: (root / "empty").mkdir() or root / "empty", r"empty: folder holds no .pdf, .txt or .md file"),
+        (lambda root: (root / "latin1.txt").write_bytes("Caf\xe9 notes\n".encode("latin-1")) and root / "latin1.txt", r"latin1.txt: line 1 is not UTF-8"),
+        (lambda root: (root / "blank.md").write_text("#\n\n---\n") and root / "blank.md", r"blank.md: no extractable text; remove it"),
+    ],
+)
+def test_a_bad_document_is_a_one_line_error_naming_the_file(tmp_path, make, message):
+    with pytest.raises(HarnessError, match=message) as caught:
+        load_domain_corpus(DomainDataConfig(documents=[make(tmp_path)]))
+    assert "\n" not in str(caught.value)
+
+
+def test_heldout_by_documents_needs_two_documents():
+    with pytest.raises(HarnessError, match=r"heldout_by: documents needs at least two documents"):
+        load_domain_corpus(DomainDataConfig(documents=[SAMPLE_PDF], heldout_by="documents"))
+
+
+def test_a_one_sentence_document_names_itself_when_sections_are_held_out(tmp_path):
+    (tmp_path / "short.txt").write_text("Just one sentence here\n")
+    with pytest.raises(HarnessError, match=r"short.txt: a single sentence of text.*heldout_by: documents"):
+        load_domain_corpus(DomainDataConfig(documents=[tmp_path / "short.txt", SAMPLE_PDF]))
+
+
+def test_markdown_prose_keeps_words_and_headings_only():
+    text, headings = markdown_prose(
+        "## Why **rest** matters ##\n> Quoted *advice* from [a leaflet](http://x.org).\n\n```\n|---|---|\n"
+        "![chart](c.png) shows `sleep_hours`\n* * *\n- a bullet stays\n"
+    )
+    assert headings == ["Why rest matters"]
+    assert text.split("\n") == ["", "Why rest matters", "", "Quoted advice from a leaflet.", "", "", "", "chart shows sleep_hours", "", "- a bullet stays", ""]
+
+
+def test_the_two_shared_pdfs_as_one_corpus(shared_data):
+    corpus = load_domain_corpus(DomainDataConfig(documents=[shared_data / "domain"], heldout_fraction=0.1))
+    assert [(d.path.name, d.pages, d.split) for d in corpus.documents] == [
+        ("nimh_bipolar_disorder_22-MH-8088.pdf", 8, "train+heldout"),
+        ("surgeon_general_protecting_youth_mental_health_2021.pdf", 53, "train+heldout"),
+    ]
+    for document in corpus.documents:
+        alone = load_domain_corpus(DomainDataConfig(documents=[document.path], heldout_fraction=0.1))
+        assert [s.text for s in alone.heldout_sections] == [s.text for s in document.heldout_sections], "each document splits as it would alone"
+        assert alone.documents_fingerprint() == ("domain_pdf", document.sha256)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from harness.run.config import load_config
 from harness.data.conversations import Conversation, question_id
 from harness.data.corpus import token_windows
-from harness.data.inspection import Leakage, inspect_data, ngram_overlap, question_overlap, word_shingles
+from harness.data.inspection import Leakage, RepeatedPassage, inspect_data, ngram_overlap, question_overlap, repeated_passages, word_shingles
 
 TEXT_A = "the quick brown fox jumps over the lazy dog while the cat sleeps on a warm mat by the door"
 TEXT_B = "a completely different passage about sleep routines daylight walks and steady breathing before bed each night"
@@ -58,7 +59,7 @@ def test_leakage_failures_name_each_measure_above_its_threshold(write_config):
 def test_inspect_sample_config(write_config, tiny_tokenizer):
     config = load_config(write_config(domain={"heldout_fraction": 0.2, "max_length": 64, "stride": 48}))
     inspection = inspect_data(config, tiny_tokenizer)
-    assert json.loads(inspection.model_dump_json())["schema_version"] == 1
+    assert json.loads(inspection.model_dump_json())["schema_version"] == 2
     report = inspection.facts()
     domain, counseling = report["domain"], report["counseling"]
     assert domain["sections"] == domain["train_sections"] + domain["heldout_sections"]
@@ -89,10 +90,45 @@ def test_inspect_flags_a_document_that_repeats_itself(tmp_path, make_pdf, write_
     )
     pages = [f"# Rest\n\n{passage * 3}", f"# Friends\n\n{other * 3}", f"# Rest Again\n\n{passage * 3}"]
     pdf = make_pdf(tmp_path, pages)
-    config = load_config(write_config(domain={"pdf": str(pdf), "heldout_fraction": 0.34}))
+    config = load_config(write_config(domain={"documents": [str(pdf)], "heldout_fraction": 0.34}))
     report = inspect_data(config, tiny_tokenizer)
     assert report.domain.heldout_ngram_overlap > 0.5
     assert len(report.failures) == 1 and report.failures[0].startswith("domain:")
+    top = report.domain.repeated_passages[0]
+    assert f'; most repeated: "{top.text}" ({top.words} words; {top.train_count}x in train' in report.failures[0]
+    assert top.text.removesuffix(" …") in " ".join(re.findall(r"[^\W_]+", passage.casefold()))
+
+
+HEADER = "Clinic Leaflet Series Number Four Revised Edition Printed For Patients And Families In The Region"
+COPIED = " ".join(f"copied{i}" for i in range(40))
+
+
+def test_repeated_passages_tell_a_running_header_from_a_copied_page():
+    pages = [f"{HEADER} {' '.join(f'train{p}w{i}' for i in range(30))}" for p in range(6)]
+    train = " ".join(pages) + f" {COPIED}"
+    heldout = f"{HEADER} fresh words one two three {COPIED} {HEADER} more new words here"
+    header, copied = repeated_passages(train, heldout)
+    assert header == RepeatedPassage(text=" ".join(HEADER.casefold().split()[:12]) + " …", words=15, train_count=6, heldout_count=2)
+    assert (copied.words, copied.train_count, copied.heldout_count) == (40, 1, 1)
+    assert copied.describe() == f'"{" ".join(COPIED.split()[:12])} …" (40 words; 1x in train, 1x held out)'
+    assert repeated_passages(train, "nothing here is shared with the training text at all, not one run of words") == []
+
+
+def test_inspect_reports_every_document_and_the_totals(tmp_path, make_pdf, write_config, tiny_tokenizer):
+    make_pdf(tmp_path, [f"# Rest\n\n{f'{TEXT_A}. ' * 8}", f"# Friends\n\n{f'{TEXT_B}. ' * 8}"], name="guide.pdf")
+    (tmp_path / "notes.txt").write_text("Evening Routines\n\n" + " ".join(f"Step {i} of a calm evening is written here." for i in range(60)))
+    config = load_config(write_config(domain={"documents": [str(tmp_path)], "heldout_fraction": 0.3}))
+    domain = inspect_data(config, tiny_tokenizer).domain
+    documents = domain.documents
+    assert [(d.document, d.kind, d.pages, d.split) for d in documents] == [
+        ("guide.pdf", "pdf", 2, "train+heldout"), ("notes.txt", "text", 1, "train+heldout"),
+    ]
+    assert domain.document_count == 2 and domain.heldout_by == "sections" and domain.pdf is None
+    for total in ("pages", "chars", "sections"):
+        assert getattr(domain, total) == sum(getattr(d, total) for d in documents)
+    assert all(d.train_tokens > 0 and d.heldout_tokens > 0 for d in documents)
+    assert abs(domain.train_tokens - sum(d.train_tokens for d in documents)) <= len(documents), "joined once per split"
+    assert {s.document for s in domain.section_list if s.split == "heldout"} == {"guide.pdf", "notes.txt"}
 
 
 def test_inspect_counsel_chat_reports_ids_and_texts(shared_data, write_config, tiny_tokenizer):

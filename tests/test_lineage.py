@@ -96,15 +96,15 @@ def test_override_paths_resolve_against_the_yaml_file_folder(tmp_path):
     config_file = tmp_path / "sub" / "run.yaml"
     config_file.parent.mkdir()
     data = yaml.safe_load(TINY.read_text())
-    for section in ("domain", "counseling"):
-        key = "pdf" if section == "domain" else "path"
-        data["data"][section][key] = str((TINY.parent / data["data"][section][key]).resolve())
+    data["data"]["domain"]["documents"] = [str((TINY.parent / data["data"]["domain"]["documents"][0]).resolve())]
+    data["data"]["counseling"]["path"] = str((TINY.parent / data["data"]["counseling"]["path"]).resolve())
     data["data"]["safety"]["sources"][0]["path"] = str((TINY.parent / data["data"]["safety"]["sources"][0]["path"]).resolve())
     data["arms"] = [{"name": "other", "stage": "domain", "overrides": {"data.domain.pdf": "other.pdf"}}]
     data["comparisons"] = []
     config_file.write_text(yaml.safe_dump(data))
     config = load_config(config_file, ["seed=1"])
-    assert config.arm_config("other").data.domain.pdf == (config_file.parent / "other.pdf").resolve()
+    assert config.arm_config("other").data.domain.documents == [(config_file.parent / "other.pdf").resolve()]
+    assert config.lineage.arm("other").overrides == {"data.domain.documents": [str((config_file.parent / "other.pdf").resolve())]}
     assert config.arm_config("other").seed == 1
 
 
@@ -161,7 +161,7 @@ def lineage_run(tmp_path_factory, make_pdf, embedded_model_dir):
     root = tmp_path_factory.mktemp("lineage")
     other_pdf = make_pdf(root, OTHER_PDF_PAGES, name="other.pdf")
     data = yaml.safe_load(TINY.read_text())
-    data["data"]["domain"]["pdf"] = str((TINY.parent / data["data"]["domain"]["pdf"]).resolve())
+    data["data"]["domain"]["documents"] = [str((TINY.parent / data["data"]["domain"]["documents"][0]).resolve())]
     data["data"]["counseling"]["path"] = str((TINY.parent / data["data"]["counseling"]["path"]).resolve())
     data["data"]["safety"]["sources"][0]["path"] = str((TINY.parent / data["data"]["safety"]["sources"][0]["path"]).resolve())
     data["arms"] = json.loads(json.dumps(ARMS).replace("OTHER_PDF", str(other_pdf)))

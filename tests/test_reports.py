@@ -25,7 +25,7 @@ from harness.reports.generations import generation_groups
 from harness.run.lineage import Lineage
 from harness.reports.markdown import escape_inline, quote_block
 from harness.reports.safety import failure_of
-from harness.reports.sections import section_perplexity
+from harness.reports.sections import section_perplexity, section_rows
 from harness.reports.svg import nice_ticks
 
 PRESENTED = {m.name: m.presentation for name in registered_evals() for m in get_eval(name).metrics}
@@ -361,6 +361,20 @@ def test_section_perplexity_is_token_weighted_over_chunks():
     ]
     assert section_perplexity(chunks) == pytest.approx(math.exp(320.0 / 110))
     assert section_perplexity([SampleRecord(id="s", eval="perplexity")]) is None
+
+
+def _section_chunk(section: int, title: str, document: str) -> SampleRecord:
+    return SampleRecord(
+        id=f"s{section}w0", eval="perplexity", values={"heldout_perplexity": 10.0}, weights={"heldout_perplexity": 5.0},
+        extra={"section": section, "title": title, "document": document},
+    )
+
+
+def test_section_titles_name_their_document_when_the_heldout_text_has_several():
+    one = {"base": [_section_chunk(0, "Intro", "a.pdf"), _section_chunk(1, "Sleep", "a.pdf")]}
+    assert [row.title for row in section_rows(one)] == ["Intro", "Sleep"]
+    two = {"base": [_section_chunk(0, "Intro", "a.pdf"), _section_chunk(1, "Intro", "notes.md")]}
+    assert [row.title for row in section_rows(two)] == ["a.pdf: Intro", "notes.md: Intro"]
 
 
 def _similarity(checkpoint_scores: dict[str, list[float]]) -> dict[str, list[SampleRecord]]:

@@ -89,7 +89,7 @@ def test_an_unknown_version_of_the_nested_data_inspection_names_run_json(tmp_pat
     data = json.loads(RunLayout(FIXTURE).run_json.read_text())
     data["data_inspect"]["schema_version"] = 7
     path.write_text(json.dumps(data))
-    with pytest.raises(HarnessError, match=rf"^{path}: schema_version 7 is not one this harness reads \(1\)"):
+    with pytest.raises(HarnessError, match=rf"^{path}: schema_version 7 is not one this harness reads \(1, 2\)"):
         RunRecord.load(path)
 
 
@@ -194,3 +194,10 @@ def test_base_weights_are_hashed_once_per_process(tmp_path):
     before = loading._hash_weight_files.cache_info().misses
     first, again = loading.weights_fingerprint(str(tmp_path)), loading.weights_fingerprint(str(tmp_path))
     assert first == again and loading._hash_weight_files.cache_info().misses == before + 1
+
+
+
+def test_a_data_inspection_from_before_versions_reads_as_version_1_with_its_pdf():
+    """Its one PDF stays as written; a new inspection (version 2) lists documents instead (tests/test_data_inspect.py)."""
+    old = RunRecord.load(RunLayout(FIXTURE).run_json).data_inspect
+    assert old.schema_version == 1 and old.domain.pdf.endswith(".pdf") and old.domain.documents == []

@@ -1,8 +1,10 @@
-"""Domain PDF -> cleaned text -> sections -> a contiguous held-out split -> training windows.
+"""Domain documents -> cleaned text -> sections -> a held-out split -> training windows.
 
-The held-out part is the trailing run of whole sections, never random overlapping chunks: a model
-trained on windows that overlap its test text reports a perplexity that is too good to be true.
-Page-level cleanup of the extracted text lives in `harness.data.pdf_cleanup`.
+The held-out part is whole sections, never random overlapping chunks: a model trained on windows that
+overlap its test text reports a perplexity that is too good to be true. It is either the trailing
+sections of every document (`heldout_by: sections`) or whole trailing documents (`heldout_by:
+documents`). Page-level cleanup lives in `harness.data.pdf_cleanup`; reading each file, in
+`harness.data.documents`.
 """
 
 from __future__ import annotations
@@ -12,12 +14,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pypdf import PasswordType, PdfReader
-from pypdf.errors import DependencyError, DeprecationError, PyPdfError
-
 from harness.run.config import DomainDataConfig
-from harness.core.errors import HarnessError, first_line
-from harness.core.fingerprint import sha256_file, sha256_texts
+from harness.core.errors import HarnessError
+from harness.core.fingerprint import sha256_texts
+from harness.data.documents import DomainDocument, document_paths, read_document
 from harness.data.pdf_cleanup import (
     PAGE_BREAK,
     clean_pages,
@@ -42,18 +42,63 @@ class Section:
     """The cleaned section text, heading included, paragraphs separated by blank lines."""
     first_page: int
     """1-based page on which the section starts."""
+    document: str = ""
+    """The file name of the document the section comes from."""
+
+
+@dataclass(frozen=True)
+class CorpusDocument:
+    """One document of the corpus with its own part of the split."""
+
+    path: Path
+    kind: str
+    """`pdf`, `text` or `markdown`."""
+    sha256: str
+    pages: int
+    train_sections: list[Section]
+    heldout_sections: list[Section]
+
+    @property
+    def sections(self) -> list[Section]:
+        return sorted(self.train_sections + self.heldout_sections, key=lambda s: s.index)
+
+    @property
+    def chars(self) -> int:
+        return sum(len(s.text) for s in self.sections)
+
+    @property
+    def split(self) -> str:
+        """`train`, `heldout`, or `train+heldout` (its trailing sections held out)."""
+        return "+".join(name for name, part in (("train", self.train_sections), ("heldout", self.heldout_sections)) if part)
 
 
 @dataclass(frozen=True)
 class DomainCorpus:
-    pdf_path: Path
-    pdf_sha256: str
-    pages: int
-    chars: int
-    """Characters of cleaned text over all sections."""
-    sections: list[Section]
-    train_sections: list[Section]
-    heldout_sections: list[Section]
+    documents: list[CorpusDocument]
+    heldout_by: str
+    """`sections` (each document's trailing sections) or `documents` (whole trailing documents)."""
+
+    @property
+    def train_sections(self) -> list[Section]:
+        return [s for document in self.documents for s in document.train_sections]
+
+    @property
+    def heldout_sections(self) -> list[Section]:
+        return [s for document in self.documents for s in document.heldout_sections]
+
+    @property
+    def sections(self) -> list[Section]:
+        """Every section, the training ones first (indexes count in this order)."""
+        return self.train_sections + self.heldout_sections
+
+    @property
+    def pages(self) -> int:
+        return sum(document.pages for document in self.documents)
+
+    @property
+    def chars(self) -> int:
+        """Characters of cleaned text over all sections."""
+        return sum(document.chars for document in self.documents)
 
     @property
     def train_text(self) -> str:
@@ -62,6 +107,13 @@ class DomainCorpus:
     @property
     def heldout_text(self) -> str:
         return join_sections(self.heldout_sections)
+
+    def documents_fingerprint(self) -> tuple[str, str]:
+        """(key, sha256) of the documents' bytes, names and order. One PDF keeps the key and file hash runs
+        recorded before corpora had several documents, so their checkpoints stay valid."""
+        if len(self.documents) == 1 and self.documents[0].kind == "pdf":
+            return "domain_pdf", self.documents[0].sha256
+        return "domain_documents", sha256_texts(*(f"{d.path.name}\t{d.sha256}" for d in self.documents))
 
     def split_fingerprint(self) -> str:
         """sha256 of the exact train and held-out texts: changes whenever the split or cleanup does."""
@@ -82,14 +134,17 @@ class _Block:
     page: int
 
 
-def sections_from_pages(page_texts: list[str]) -> list[Section]:
-    """Extracted page texts -> cleaned sections (empty when there is no text at all)."""
-    blocks = [block for block in _blocks(clean_pages(page_texts)) if re.search(r"\w", block.text)]
+def sections_from_pages(page_texts: list[str], headings: frozenset[str] = frozenset()) -> list[Section]:
+    """Extracted page texts -> cleaned sections (empty when there is no text at all).
+
+    `headings` are lines the file itself marks as headings (Markdown); others are found by their shape.
+    """
+    blocks = [block for block in _blocks(clean_pages(page_texts), headings) if re.search(r"\w", block.text)]
     return _build_sections(blocks) if blocks else []
 
 
-def _blocks(text: str) -> list[_Block]:
-    """Walk the cleaned lines: headings (by shape and context) and paragraphs (broken lines joined)."""
+def _blocks(text: str, headings: frozenset[str]) -> list[_Block]:
+    """Walk the cleaned lines: headings (marked, or by shape and context) and paragraphs (broken lines joined)."""
     entries: list[tuple[int, str]] = []
     page = 1
     for line in text.split("\n"):
@@ -118,6 +173,11 @@ def _blocks(text: str) -> list[_Block]:
     for i, (page, line) in enumerate(entries):
         if not line:
             flush()
+            continue
+        if line in headings:
+            flush()
+            blocks.append(_Block(True, line, page))
+            last_was_heading = True
             continue
         previous, following = neighbour(i, -1), neighbour(i, 1)
         context = previous is None or last_was_heading or ends_sentence(previous)
@@ -221,6 +281,12 @@ def _pages_title(blocks: list[_Block]) -> str:
 # ---- held-out split and windows ----
 
 
+def _trailing_count(sizes: list[int], fraction: float) -> int:
+    """How many trailing items (at least one, all but one at most) make the share of `sizes` closest to `fraction`."""
+    total = sum(sizes)
+    return min(range(1, len(sizes)), key=lambda k: abs(sum(sizes[-k:]) / total - fraction))
+
+
 def split_heldout(sections: list[Section], fraction: float) -> tuple[list[Section], list[Section]]:
     """(train, held-out): the trailing whole sections whose character share is closest to `fraction`.
 
@@ -229,9 +295,7 @@ def split_heldout(sections: list[Section], fraction: float) -> tuple[list[Sectio
     """
     if len(sections) == 1:
         sections = _split_single_section(sections[0], fraction)
-    sizes = [len(section.text) for section in sections]
-    total = sum(sizes)
-    best = min(range(1, len(sections)), key=lambda k: abs(sum(sizes[-k:]) / total - fraction))
+    best = _trailing_count([len(section.text) for section in sections], fraction)
     return sections[:-best], sections[-best:]
 
 
@@ -241,15 +305,15 @@ def _split_single_section(section: Section, fraction: float) -> list[Section]:
     cuts = paragraph_cuts or [m.start() for m in re.finditer(r"(?<=[.!?])\s+(?=\S)", text)]
     if not cuts:
         raise HarnessError(
-            "the domain PDF has a single sentence of text; nothing can be held out. "
-            "Use a longer document for data.domain.pdf"
+            f"{section.document or 'a domain document'}: a single sentence of text, nothing of it can be held out; "
+            "use a longer document, or set data.domain.heldout_by: documents to hold out whole documents"
         )
     target = (1 - fraction) * len(text)
     cut = min(cuts, key=lambda c: abs(c - target))
     head, tail = text[:cut].strip(), text[cut:].strip()
     return [
-        Section(0, section.title, head, section.first_page),
-        Section(1, f"{section.title} (continued)", tail, section.first_page),
+        Section(0, section.title, head, section.first_page, section.document),
+        Section(1, f"{section.title} (continued)", tail, section.first_page, section.document),
     ]
 
 
@@ -271,70 +335,41 @@ def token_windows(token_ids: list[int], max_length: int, stride: int) -> list[li
     return windows
 
 
-# ---- reading the PDF ----
-
-_DAMAGED_PDF = (PyPdfError, DeprecationError, NotImplementedError, AttributeError, KeyError, IndexError, TypeError, ValueError, RecursionError)
-"""What pypdf raises on a malformed file: its own errors, and Python's where a structure is not what it
-expects (an unknown filter name, a dictionary where a number belongs). Only pypdf runs inside the calls
-guarded by these, so they come from the file (found by tests/test_hostile_fuzz.py)."""
+# ---- the corpus ----
 
 
-def _open_pdf(path: Path) -> PdfReader:
-    fix = "set data.domain.pdf to a text-based PDF"
-    if not path.is_file():
-        raise HarnessError(f"{path}: domain PDF not found; {fix} that exists")
-    size = path.stat().st_size
-    with path.open("rb") as handle:
-        head = handle.read(1024)
-        handle.seek(max(0, size - 2048))
-        tail = handle.read()
-    if b"%PDF-" not in head:
-        raise HarnessError(f"{path}: not a PDF (no %PDF- header); {fix}")
-    if b"%%EOF" not in tail:
-        raise HarnessError(f"{path}: PDF is truncated (no %%EOF marker at its end); download or export it again")
-    try:
-        reader = PdfReader(path)
-        if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
-            raise HarnessError(
-                f"{path}: PDF is password-protected; save a decrypted copy "
-                "(e.g. `qpdf --decrypt --password=PW in.pdf out.pdf`) and point data.domain.pdf at it"
-            )
-        pages = len(reader.pages)
-    except DependencyError as exc:
-        raise HarnessError(f"{path}: PDF is encrypted and needs `pip install cryptography` to open ({exc})") from exc
-    except _DAMAGED_PDF as exc:
-        raise HarnessError(f"{path}: not a readable PDF ({first_line(exc)}); {fix}") from exc
-    if pages == 0:
-        raise HarnessError(f"{path}: PDF has 0 pages; {fix}")
-    return reader
+def _document_sections(document: DomainDocument) -> list[Section]:
+    found = sections_from_pages(document.page_texts, document.headings)
+    if not found:
+        fix = "run OCR first (e.g. `ocrmypdf in.pdf out.pdf`)" if document.kind == "pdf" else "remove it from data.domain.documents"
+        looks = " (looks scanned)" if document.kind == "pdf" else ""
+        raise HarnessError(f"{document.path}: no extractable text{looks}; {fix}")
+    return [Section(s.index, s.title, s.text, s.first_page, document.path.name) for s in found]
 
 
-def _extract_page_texts(reader: PdfReader, path: Path) -> list[str]:
-    texts: list[str] = []
-    for number, page in enumerate(reader.pages, 1):
-        try:
-            texts.append(page.extract_text() or "")
-        except _DAMAGED_PDF as exc:
-            raise HarnessError(f"{path}: page {number} cannot be read ({first_line(exc)}); the PDF may be damaged, export it again") from exc
-    return texts
-
+def _split_documents(sectioned: list[list[Section]], cfg: DomainDataConfig) -> list[tuple[list[Section], list[Section]]]:
+    """(train, held-out) sections of each document, by the configured unit."""
+    if cfg.heldout_by == "sections":
+        return [split_heldout(sections, cfg.heldout_fraction) for sections in sectioned]
+    if len(sectioned) < 2:
+        raise HarnessError(
+            "data.domain.heldout_by: documents needs at least two documents and data.domain.documents names one; "
+            "add documents or set heldout_by: sections"
+        )
+    held = _trailing_count([len(join_sections(sections)) for sections in sectioned], cfg.heldout_fraction)
+    return [(sections, []) for sections in sectioned[:-held]] + [([], sections) for sections in sectioned[-held:]]
 
 
 def load_domain_corpus(cfg: DomainDataConfig) -> DomainCorpus:
-    """Extract, clean, section and split the domain PDF named by `data.domain.pdf`."""
-    path = Path(cfg.pdf)
-    page_texts = _extract_page_texts(_open_pdf(path), path)
-    found = sections_from_pages(page_texts)
-    if not found:
-        raise HarnessError(f"{path}: no extractable text (looks scanned); run OCR first (e.g. `ocrmypdf in.pdf out.pdf`)")
-    train, heldout = split_heldout(found, cfg.heldout_fraction)
-    sections = [Section(i, s.title, s.text, s.first_page) for i, s in enumerate(train + heldout)]
-    return DomainCorpus(
-        pdf_path=path,
-        pdf_sha256=sha256_file(path),
-        pages=len(page_texts),
-        chars=sum(len(s.text) for s in sections),
-        sections=sections,
-        train_sections=sections[: len(train)],
-        heldout_sections=sections[len(train) :],
-    )
+    """Read, clean, section and split every document `data.domain.documents` names."""
+    documents = [read_document(path) for path in document_paths(cfg.documents)]
+    parts = _split_documents([_document_sections(document) for document in documents], cfg)
+    train_count = sum(len(train) for train, _ in parts)
+    numbered: list[CorpusDocument] = []
+    next_train, next_heldout = 0, train_count
+    for document, (train, heldout) in zip(documents, parts, strict=True):
+        train = [Section(next_train + i, s.title, s.text, s.first_page, s.document) for i, s in enumerate(train)]
+        heldout = [Section(next_heldout + i, s.title, s.text, s.first_page, s.document) for i, s in enumerate(heldout)]
+        next_train, next_heldout = next_train + len(train), next_heldout + len(heldout)
+        numbered.append(CorpusDocument(document.path, document.kind, document.sha256, len(document.page_texts), train, heldout))
+    return DomainCorpus(documents=numbered, heldout_by=cfg.heldout_by)

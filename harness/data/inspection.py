@@ -4,29 +4,39 @@ Two leakage measures, both pure functions so reports can recompute or reuse them
 - held-out n-gram overlap: the share of the held-out text's 13-word shingles that also occur in the
   training text (near zero for a clean contiguous split; high when windows or sections overlap);
 - question overlap: the share of test questions whose normalised text also appears in train.
-Each one above its configured threshold is listed in `failures`.
+Each one above its configured threshold is listed in `failures`; a domain failure names the passages
+that repeat most, since a running header the cleanup missed (short, found many times) calls for another
+fix than a copied page (long, found once or twice).
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.run.config import DataConfig, HarnessConfig
-from harness.run.record import ArmLeakage, CounselingFacts, DataInspection, DomainFacts, SafetyFacts, SectionFacts
+from harness.run.record import (
+    ArmLeakage, CounselingFacts, DataInspection, DocumentFacts, DomainFacts, RepeatedPassage, SafetyFacts, SectionFacts,
+)
 from harness.data.conversations import Conversation, CounselingData, question_key
-from harness.data.corpus import DomainCorpus, token_windows
+from harness.data.corpus import CorpusDocument, DomainCorpus, join_sections, token_windows
 from harness.data.run_data import RunData, load_run_data
 from harness.data.safety_prompts import category_counts
 
 NGRAM_N = 13
 
 
+def _words(text: str) -> list[str]:
+    """Words case-folded, punctuation dropped: the units shingles are made of."""
+    return re.findall(r"[^\W_]+", text.casefold())
+
+
 def word_shingles(text: str, n: int = NGRAM_N) -> set[tuple[str, ...]]:
     """Distinct runs of `n` consecutive words, case-folded, punctuation dropped."""
-    words = re.findall(r"[^\W_]+", text.casefold())
+    words = _words(text)
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
@@ -36,6 +46,38 @@ def ngram_overlap(train_text: str, heldout_text: str, n: int = NGRAM_N) -> float
     if not heldout:
         return 0.0
     return len(heldout & word_shingles(train_text, n)) / len(heldout)
+
+
+SHOWN_WORDS = 12
+
+
+def repeated_passages(train_text: str, heldout_text: str, n: int = NGRAM_N, top: int = 3) -> list[RepeatedPassage]:
+    """The held-out passages also found in the training text, most often found first (then longest).
+
+    A passage is a maximal run of held-out words whose every `n`-word shingle occurs in train; the same
+    passage found at several places of the held-out text is counted, not listed, again.
+    """
+    train_words = _words(train_text)
+    train_counts = Counter(tuple(train_words[i : i + n]) for i in range(len(train_words) - n + 1))
+    words = _words(heldout_text)
+    shared = [i for i in range(len(words) - n + 1) if tuple(words[i : i + n]) in train_counts]
+    runs: list[list[int]] = []
+    for i in shared:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    found: Counter[tuple[str, ...]] = Counter(tuple(words[start : end + n]) for start, end in runs)
+    passages = [
+        RepeatedPassage(
+            text=" ".join(passage[:SHOWN_WORDS]) + (" …" if len(passage) > SHOWN_WORDS else ""),
+            words=len(passage),
+            train_count=min(train_counts[passage[i : i + n]] for i in range(len(passage) - n + 1)),
+            heldout_count=count,
+        )
+        for passage, count in found.items()
+    ]
+    return sorted(passages, key=lambda p: (-(p.train_count + p.heldout_count), -p.words))[:top]
 
 
 def question_overlap(train: list[Conversation], test: list[Conversation]) -> float:
@@ -54,6 +96,8 @@ class Leakage:
     heldout_ngram_overlap: float
     ngram_n: int
     question_overlap: float
+    repeated: list[RepeatedPassage] = field(default_factory=list)
+    """The held-out passages found in train most often (`repeated_passages`)."""
 
     def failures(self, data: DataConfig) -> list[str]:
         """One line per measure above its threshold in the config."""
@@ -61,8 +105,9 @@ class Leakage:
         if self.heldout_ngram_overlap > data.domain.max_ngram_overlap:
             found.append(
                 f"domain: {self.heldout_ngram_overlap:.1%} of held-out {self.ngram_n}-gram shingles also occur in train "
-                f"(data.domain.max_ngram_overlap = {data.domain.max_ngram_overlap:.1%}); the document repeats passages "
+                f"(data.domain.max_ngram_overlap = {data.domain.max_ngram_overlap:.1%}); the documents repeat passages "
                 "across the split, remove the repeats or raise the threshold if they are expected"
+                + (f"; most repeated: {', '.join(p.describe() for p in self.repeated)}" if self.repeated else "")
             )
         if self.question_overlap > data.counseling.max_question_overlap:
             found.append(
@@ -72,11 +117,13 @@ class Leakage:
         return found
 
 
-def measure_leakage(corpus: DomainCorpus, counseling: CounselingData) -> Leakage:
+def measure_leakage(train: RunData, heldout: RunData) -> Leakage:
+    """How much of `heldout`'s held-out text and test questions the training part of `train` holds."""
     return Leakage(
-        heldout_ngram_overlap=ngram_overlap(corpus.train_text, corpus.heldout_text),
+        heldout_ngram_overlap=ngram_overlap(train.corpus.train_text, heldout.corpus.heldout_text),
         ngram_n=NGRAM_N,
-        question_overlap=question_overlap(counseling.train, counseling.test),
+        question_overlap=question_overlap(train.counseling.train, heldout.counseling.test),
+        repeated=repeated_passages(train.corpus.train_text, heldout.corpus.heldout_text),
     )
 
 
@@ -85,14 +132,31 @@ def token_ids(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
 
+def _document_facts(document: CorpusDocument, tokenizer: Any) -> DocumentFacts:
+    return DocumentFacts(
+        document=document.path.name,
+        kind=document.kind,
+        pages=document.pages,
+        chars=document.chars,
+        sections=len(document.sections),
+        split=document.split,
+        train_tokens=len(token_ids(tokenizer, join_sections(document.train_sections))),
+        heldout_tokens=len(token_ids(tokenizer, join_sections(document.heldout_sections))),
+        sha256=document.sha256,
+        path=str(document.path),
+    )
+
+
 def _domain_facts(corpus: DomainCorpus, config: HarnessConfig, tokenizer: Any, leakage: Leakage) -> DomainFacts:
+    """The corpus in total (tokens of the joined texts training and evals use), then per document and per section."""
     train_ids = token_ids(tokenizer, corpus.train_text)
     heldout_ids = token_ids(tokenizer, corpus.heldout_text)
     heldout_start = len(corpus.train_sections)
     return DomainFacts(
-        pdf=str(corpus.pdf_path),
-        pdf_sha256=corpus.pdf_sha256,
+        documents_fingerprint=corpus.documents_fingerprint()[1],
         split_fingerprint=corpus.split_fingerprint(),
+        heldout_by=corpus.heldout_by,
+        document_count=len(corpus.documents),
         pages=corpus.pages,
         chars=corpus.chars,
         sections=len(corpus.sections),
@@ -102,9 +166,11 @@ def _domain_facts(corpus: DomainCorpus, config: HarnessConfig, tokenizer: Any, l
         train_tokens=len(train_ids),
         heldout_tokens=len(heldout_ids),
         train_windows=len(token_windows(train_ids, config.data.domain.max_length, config.data.domain.stride)),
+        documents=[_document_facts(document, tokenizer) for document in corpus.documents],
         section_list=[
             SectionFacts(
                 index=s.index,
+                document=s.document,
                 title=s.title,
                 first_page=s.first_page,
                 chars=len(s.text),
@@ -115,6 +181,7 @@ def _domain_facts(corpus: DomainCorpus, config: HarnessConfig, tokenizer: Any, l
         heldout_ngram_overlap=leakage.heldout_ngram_overlap,
         ngram_n=leakage.ngram_n,
         max_ngram_overlap=config.data.domain.max_ngram_overlap,
+        repeated_passages=leakage.repeated,
     )
 
 
@@ -147,12 +214,7 @@ def _arm_leakage(
         if not any(key.startswith("data.") for key in arm.overrides):
             continue
         arm_config = config.arm_config(arm.name)
-        own = data_for(arm_config.model_copy(update={"seed": config.seed}))
-        leakage = Leakage(
-            heldout_ngram_overlap=ngram_overlap(own.corpus.train_text, data.corpus.heldout_text),
-            ngram_n=NGRAM_N,
-            question_overlap=question_overlap(own.counseling.train, data.counseling.test),
-        )
+        leakage = measure_leakage(data_for(arm_config.model_copy(update={"seed": config.seed})), data)
         summaries[arm.name] = ArmLeakage(heldout_ngram_overlap=leakage.heldout_ngram_overlap, question_overlap=leakage.question_overlap)
         failures += [f"arm {arm.name}: {failure}" for failure in leakage.failures(arm_config.data)]
     return summaries, failures
@@ -163,7 +225,7 @@ def inspect_data(
 ) -> DataInspection:
     """Sizes, splits and leakage of the run's data; `data_for` loads (or returns already loaded) data."""
     data = data_for(config)
-    leakage = measure_leakage(data.corpus, data.counseling)
+    leakage = measure_leakage(data, data)
     arms, arm_failures = _arm_leakage(config, data, data_for)
     return DataInspection(
         domain=_domain_facts(data.corpus, config, tokenizer, leakage),

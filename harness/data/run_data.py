@@ -14,6 +14,10 @@ from harness.core.fingerprint import sha256_texts
 from harness.data.safety_prompts import SafetyPrompt, load_safety_prompts
 
 
+SPLIT_KEYS = {"domain": "domain_split", "instruct": "counseling_split"}
+"""Stage -> the fingerprint key of the train/held-out split its data comes from."""
+
+
 @dataclass(frozen=True)
 class RunData:
     corpus: DomainCorpus
@@ -21,14 +25,19 @@ class RunData:
     safety: list[SafetyPrompt]
 
     def fingerprints(self) -> dict[str, str]:
-        """sha256 of each input file and of each split: equal fingerprints mean identical data."""
+        """sha256 of each input and of each split: equal fingerprints mean identical data."""
         return {
-            "domain_pdf": self.corpus.pdf_sha256,
-            "domain_split": self.corpus.split_fingerprint(),
-            "counseling_file": self.counseling.sha256,
-            "counseling_split": self.counseling.split_fingerprint(),
+            **self.stage_fingerprints("domain"),
+            **self.stage_fingerprints("instruct"),
             "safety_prompts": sha256_texts(*(f"{p.id}\t{p.category}\t{p.prompt}" for p in self.safety)),
         }
+
+    def stage_fingerprints(self, stage: str) -> dict[str, str]:
+        """The fingerprints of what one stage trains on: its input and its split (`SPLIT_KEYS[stage]`)."""
+        if stage == "domain":
+            key, value = self.corpus.documents_fingerprint()
+            return {key: value, SPLIT_KEYS[stage]: self.corpus.split_fingerprint()}
+        return {"counseling_file": self.counseling.sha256, SPLIT_KEYS[stage]: self.counseling.split_fingerprint()}
 
 
 @contextlib.contextmanager

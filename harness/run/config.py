@@ -83,11 +83,15 @@ class ModelConfig(Strict):
 
 
 class DomainDataConfig(Strict):
-    """The domain PDF and how it is split and windowed."""
+    """The domain documents and how they are split and windowed."""
 
-    pdf: Path
+    documents: list[Path]
+    """PDF, .txt or .md files and folders of them (a folder's files in name order); one path or a list."""
+    heldout_by: Literal["sections", "documents"] = "sections"
+    """`sections`: every document's trailing sections are held out (text unseen, documents seen);
+    `documents`: whole trailing documents are (documents unseen; needs two or more)."""
     heldout_fraction: float = 0.1
-    """Share of the document (whole trailing sections) kept out of training."""
+    """Share of each document (`sections`) or of the corpus (`documents`) kept out of training, in characters."""
     max_length: int = Field(256, ge=8)
     """Tokens per training window."""
     stride: int = Field(256, ge=1)
@@ -95,7 +99,27 @@ class DomainDataConfig(Strict):
     max_ngram_overlap: float = Field(0.05, ge=0, le=1)
     """`data inspect` fails when more held-out 13-gram shingles than this also occur in train."""
 
-    _resolve_pdf = field_validator("pdf")(_resolve)
+    @model_validator(mode="before")
+    @classmethod
+    def _read_pdf(cls, data: Any) -> Any:
+        """The older `pdf: FILE` setting is one document. It replaces `documents` when both arrive, which is how
+        an arm's or a `--set` override of `pdf` lands on a config that lists documents."""
+        if isinstance(data, dict) and "pdf" in data:
+            data = {**data, "documents": [data["pdf"]]}
+            del data["pdf"]
+        return data
+
+    @field_validator("documents", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return [value] if isinstance(value, (str, Path)) else value
+
+    @field_validator("documents")
+    @classmethod
+    def _resolve_documents(cls, value: list[Path], info: ValidationInfo) -> list[Path]:
+        if not value:
+            raise ValueError("name at least one document (a PDF, .txt or .md file, or a folder of them)")
+        return [_resolve(path, info) for path in value]
 
     @field_validator("heldout_fraction")
     @classmethod
@@ -457,7 +481,8 @@ class HarnessConfig(Strict):
             if arm.overrides:
                 arm_settings = self._with_overrides(arm.overrides, info.context, f"arms[{i}] ({arm.name}).overrides")
                 resolved = arm_settings.model_dump(mode="json")
-                arm.overrides = {key: _get_dotted(resolved, key) for key in arm.overrides}
+                stored = {key: OLDER_KEYS.get(key, key) for key in arm.overrides}
+                arm.overrides = {stored[key]: _get_dotted(resolved, stored[key]) for key in arm.overrides}
         for axis, values in self.grid.items():
             if not values:
                 raise ValueError(f"grid.{axis}: give at least one value")
@@ -589,6 +614,10 @@ def _apply_override(data: dict, path: list[str], value: Any) -> None:
     node[path[-1]] = value
 
 
+OLDER_KEYS = {"data.domain.pdf": "data.domain.documents"}
+"""Older setting names an override may still use -> the setting the value is stored under."""
+
+
 def _get_dotted(data: dict, key: str) -> Any:
     for part in key.split("."):
         data = data[part]
@@ -623,6 +652,10 @@ def load_config(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -
     raw = _parse_yaml(_read_config_text(path), str(path)) or {}
     if not isinstance(raw, dict):
         raise HarnessError(f"{path}: expected a mapping of keys at the top level")
+    data_section = raw.get("data")
+    domain = data_section.get("domain") if isinstance(data_section, dict) else None
+    if isinstance(domain, dict) and {"pdf", "documents"} <= domain.keys():
+        raise HarnessError(f"{path}: data.domain has both `pdf` and `documents`; keep `documents` (list the PDF there)")
     try:
         config = HarnessConfig.model_validate(raw, context={"base_dir": path.parent.resolve()})
     except ValidationError as exc:

@@ -7,7 +7,7 @@ runs have defaults, so older run directories still read and render.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
@@ -17,6 +17,8 @@ from harness.run.schema import VersionedRecord
 
 class SectionFacts(BaseModel):
     index: int
+    document: str = ""
+    """The file it comes from (absent in runs from before corpora had several documents)."""
     title: str
     first_page: int | None = None
     chars: int
@@ -24,10 +26,46 @@ class SectionFacts(BaseModel):
     """`train` or `heldout`."""
 
 
+class DocumentFacts(BaseModel):
+    """One document of the domain corpus and its part of the split."""
+
+    document: str
+    kind: str
+    """`pdf`, `text` or `markdown`."""
+    pages: int
+    chars: int
+    sections: int
+    split: str
+    """`train`, `heldout`, or `train+heldout` (its trailing sections held out)."""
+    train_tokens: int
+    heldout_tokens: int
+    sha256: str
+    path: str
+
+
+class RepeatedPassage(BaseModel):
+    """A run of held-out words, every `n`-word shingle of which also occurs in the training text."""
+
+    text: str
+    """Its words, case-folded; cut after a dozen with an ellipsis."""
+    words: int
+    train_count: int
+    """How often its rarest shingle occurs in the training text: the whole passage occurs there at most that often."""
+    heldout_count: int
+    """How often it occurs in the held-out text."""
+
+    def describe(self) -> str:
+        return f'"{self.text}" ({self.words} words; {self.train_count}x in train, {self.heldout_count}x held out)'
+
+
 class DomainFacts(BaseModel):
-    pdf: str
-    pdf_sha256: str
+    pdf: str | None = None
+    """The one PDF of runs from before corpora had several documents; `documents` lists them since."""
+    pdf_sha256: str | None = None
+    documents_fingerprint: str | None = None
     split_fingerprint: str
+    heldout_by: str = "sections"
+    document_count: int = 1
     pages: int
     chars: int
     sections: int
@@ -37,10 +75,13 @@ class DomainFacts(BaseModel):
     train_tokens: int
     heldout_tokens: int
     train_windows: int
+    documents: list[DocumentFacts] = []
     section_list: list[SectionFacts] = []
     heldout_ngram_overlap: float
     ngram_n: int
     max_ngram_overlap: float | None = None
+    repeated_passages: list[RepeatedPassage] = []
+    """The held-out passages found in train most often."""
 
 
 class CounselingFacts(BaseModel):
@@ -74,7 +115,13 @@ class ArmLeakage(BaseModel):
 
 
 class DataInspection(VersionedRecord):
-    """Sizes, splits and leakage of a run's data; `failures` lists each overlap above its threshold."""
+    """Sizes, splits and leakage of a run's data; `failures` lists each overlap above its threshold.
+
+    Version 2 describes a corpus of documents (`domain.documents`); version 1 named one PDF (`domain.pdf`).
+    """
+
+    READS_VERSIONS: ClassVar[tuple[int, ...]] = (1, 2)
+    schema_version: int = 2
 
     domain: DomainFacts
     counseling: CounselingFacts

@@ -40,7 +40,11 @@ class VersionedRecord(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _readable_version(cls, data: Any, info: ValidationInfo) -> Any:
-        check_schema_version(data, (info.context or {}).get("path", cls.__name__), cls.READS_VERSIONS)
+        """Check the version; a record read from a file without one is version 1, whatever the current one is."""
+        path = (info.context or {}).get("path")
+        check_schema_version(data, path or cls.__name__, cls.READS_VERSIONS)
+        if path is not None and isinstance(data, dict) and "schema_version" not in data:
+            data = {**data, "schema_version": 1}
         return data
 
     def save(self, path: Path) -> None:
