@@ -230,5 +230,6 @@ SPEC = register(
             ),
         ),
         run=run_perplexity,
+        dataset="domain_split",
     )
 )

@@ -12,6 +12,7 @@ then recomputes the eval's numbers without loading a model.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from harness.core.errors import HarnessError
@@ -56,6 +57,13 @@ class EvalSpec:
     rescore: Callable[[list[SampleRecord], EvalConfig], EvalOutput] | None = None
     """Scores saved records again from what they keep (the replies), loading no model under test; its
     details replace the saved ones of the same name. None when scoring needs the model itself."""
+    dataset: str | None = None
+    """The data fingerprint (a `RunData.fingerprints` key) of the items it scores; saved with each metric's
+    presentation, so a model card can name the data behind every result."""
+
+    def presentations(self, measured: Collection[str]) -> dict[str, MetricPresentation]:
+        """How each of its `measured` metrics is shown, with the data it was measured on, as results save it."""
+        return {m.name: m.presentation.model_copy(update={"dataset": self.dataset}) for m in self.metrics if m.name in measured}
 
 
 _REGISTRY: dict[str, EvalSpec] = {}

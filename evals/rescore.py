@@ -70,6 +70,6 @@ def rescore_result(run_dir: Path, name: str, config: HarnessConfig) -> tuple[Eva
         for metric in spec.metrics:
             result.metrics.pop(metric.name, None)
         result.metrics.update(eval_metrics(spec, records, resamples=config.eval.bootstrap_resamples, seed=config.seed))
-        result.presentation.update({m.name: m.presentation for m in spec.metrics if m.name in result.metrics})
+        result.presentation.update(spec.presentations(result.metrics))
     result.save(layout.result(name))
     return result, stale

@@ -200,7 +200,7 @@ def evaluate_checkpoint(
         checkpoint=_summary(ckpt),
         metrics=metrics,
         evals=infos,
-        presentation={m.name: m.presentation for spec in specs for m in spec.metrics if m.name in metrics},
+        presentation={name: shown for spec in specs for name, shown in spec.presentations(metrics).items()},
         config_hash=config.fingerprint(),
         eval_hash=key,
         limit=limit,

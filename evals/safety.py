@@ -197,5 +197,6 @@ SPEC = register(
         run=run_safety,
         needs_generation=True,
         rescore=rescore_safety,
+        dataset="safety_prompts",
     )
 )

@@ -71,5 +71,6 @@ SPEC = register(
         run=run_similarity,
         needs_generation=True,
         rescore=score_replies,
+        dataset="counseling_split",
     )
 )

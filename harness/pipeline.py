@@ -210,6 +210,7 @@ def train_arm(ctx: RunContext, arm: ArmSpec, *, fresh: bool = False) -> Manifest
         start_fingerprint=weights_fingerprint(start_ref, ctx.config.model.revision),
         config_hash=key,
         data_fingerprints=fingerprints,
+        training_data=ctx.data_for(arm_config).stage_sources(arm.stage),
         seed=arm_config.seed,
     )
     if is_main_process():

@@ -1,7 +1,8 @@
 """Reports: re-render a run's Markdown and self-contained HTML report from its saved results alone.
 
 Reads the run's results, samples, checkpoint manifests, `run.json` and `config.yaml` (paths from
-`harness.run.layout`); never imports torch, transformers, `stages` or `evals`, so re-rendering never loads a model.
+`harness.run.layout`) and writes the report and each trained checkpoint's model card; never imports torch,
+transformers, `stages` or `evals`, so re-rendering never loads a model.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from harness.core.atomic import atomic_write_text
 from harness.core.errors import HarnessError
 from harness.run.layout import RunLayout
 from harness.reports.load import load_run
+from harness.reports.model_card import write_model_cards
 from harness.reports.render import render_html, render_markdown
 from harness.reports.report import build_report
 
@@ -20,7 +22,8 @@ FORMATS = {"md": render_markdown, "html": render_html}
 
 
 def render_report(run_dir: Path, formats: Sequence[str] = ("md", "html")) -> list[Path]:
-    """Write RUN_DIR/report.md and/or RUN_DIR/report.html atomically; return the paths written.
+    """Write RUN_DIR/report.md and/or RUN_DIR/report.html atomically, then every trained checkpoint's model
+    card (`checkpoints/<arm>/README.md`); return the paths written.
 
     Every format is rendered before any file is written, so a format that fails to render leaves the
     previous pair in place rather than a new .md beside an old .html. `formats` may also be one
@@ -31,11 +34,12 @@ def render_report(run_dir: Path, formats: Sequence[str] = ("md", "html")) -> lis
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise HarnessError(f"--format {','.join(formats)}: choose one or more of md, html (e.g. --format md,html)")
-    report = build_report(load_run(Path(run_dir)))
+    view = load_run(Path(run_dir))
+    report = build_report(view)
     rendered = {RunLayout(run_dir).report(name): FORMATS[name](report) for name in dict.fromkeys(formats)}
     for path, text in rendered.items():
         atomic_write_text(path, text)
-    return list(rendered)
+    return [*rendered, *write_model_cards(view)]
 
 
 __all__ = ["render_report"]

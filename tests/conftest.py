@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,6 +33,14 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def sample_data() -> Path:
     return SAMPLE_DATA
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    """A copy of the saved report fixture run (tests/fixtures/run_fixture) that a test may change."""
+    target = tmp_path / "run"
+    shutil.copytree(REPO_ROOT / "tests" / "fixtures" / "run_fixture", target)
+    return target
 
 
 MakePdf = Callable[..., Path]

@@ -31,23 +31,15 @@ from harness.reports.svg import nice_ticks
 PRESENTED = {m.name: m.presentation for name in registered_evals() for m in get_eval(name).metrics}
 """How each registered metric is shown: the reports read the same presentations from the results files."""
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "run_fixture"
 REPO = Path(__file__).resolve().parents[1]
 SECTIONS = ["Verdict", "Summary", "Plots", "Side-by-side generations", "Safety", "Data and leakage", "Run manifest"]
 HOSTILE_PIECES = ["<script>document.title='pwned'</script>", "<img src=x onerror=alert(1)>", "</table>"]
 
 
 @pytest.fixture
-def run_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "run"
-    shutil.copytree(FIXTURE, target)
-    return target
-
-
-@pytest.fixture
 def rendered(run_dir: Path) -> tuple[str, str, Path]:
     paths = render_report(run_dir)
-    assert [p.name for p in paths] == ["report.md", "report.html"]
+    assert [p.name for p in paths] == ["report.md", "report.html"] + ["README.md"] * 3, "then each trained arm's model card"
     return paths[0].read_text(encoding="utf-8"), paths[1].read_text(encoding="utf-8"), run_dir
 
 
@@ -315,9 +307,9 @@ def test_rerender_is_deterministic_and_leaves_no_temp_files(rendered):
 
 
 def test_formats_select_files(run_dir):
-    assert [p.name for p in render_report(run_dir, ["md"])] == ["report.md"]
+    assert [p.name for p in render_report(run_dir, ["md"]) if p.parent == run_dir] == ["report.md"]
     assert not (run_dir / "report.html").exists()
-    assert [p.name for p in render_report(run_dir, "html")] == ["report.html"]
+    assert [p.name for p in render_report(run_dir, "html") if p.parent == run_dir] == ["report.html"]
     with pytest.raises(HarnessError, match="md, html"):
         render_report(run_dir, ["pdf"])
 
@@ -659,7 +651,7 @@ def test_bare_urls_in_model_text_do_not_become_links_on_github(run_dir):
 
 def test_control_and_bidi_characters_are_shown_not_passed_into_the_reports(run_dir):
     _plant_in_safety_replies(run_dir, "bell\x07 escape\x1b[2J reversed\u202eevil\u202c end\x9b")
-    markdown, html = (path.read_text(encoding="utf-8") for path in render_report(run_dir))
+    markdown, html = (path.read_text(encoding="utf-8") for path in render_report(run_dir)[:2])
     for text in (markdown, html):
         assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", text)
         assert "bell␇ escape␛[2J reversed‹U+202E›evil‹U+202C› end‹U+009B›" in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness.run.config import HarnessConfig
 from harness.data.conversations import CounselingData, load_counseling
@@ -38,6 +39,13 @@ class RunData:
             key, value = self.corpus.documents_fingerprint()
             return {key: value, SPLIT_KEYS[stage]: self.corpus.split_fingerprint()}
         return {"counseling_file": self.counseling.sha256, SPLIT_KEYS[stage]: self.counseling.split_fingerprint()}
+
+    def stage_sources(self, stage: str) -> list[str]:
+        """What one stage trains on by name and content hash: `NAME@sha256:HASH` per document or data file."""
+        if stage == "domain":
+            return [f"{document.path.name}@sha256:{document.sha256}" for document in self.corpus.documents]
+        source = Path(self.counseling.source)
+        return [f"{source.name if source.is_file() else self.counseling.source}@sha256:{self.counseling.sha256}"]
 
 
 @contextlib.contextmanager

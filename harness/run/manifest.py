@@ -81,6 +81,11 @@ class Manifest(VersionedRecord):
     config_hash: str
     """Hash of every config section that changes this stage's result (resume key, with the data fingerprints)."""
     data_fingerprints: dict[str, str] = {}
+    training_data: list[str] = []
+    """What the stage trained on by name and content hash, `NAME@sha256:HASH` (a file name, or a hub id with
+    the hash of its rows); empty in manifests written before it was recorded."""
+    training: dict[str, Any] = {}
+    """The stage's training settings as this arm trained with them (epochs, learning rate, batch, ...)."""
     seed: int
     determinism: Determinism | None = None
     versions: dict[str, str] = {}
@@ -117,6 +122,8 @@ class CheckpointOrigin(BaseModel):
     start_fingerprint: str
     config_hash: str
     data_fingerprints: dict[str, str]
+    training_data: list[str]
+    """What the stage trains on by name and content hash (`harness.data.run_data.RunData.stage_sources`)."""
     seed: int
 
 
@@ -146,6 +153,7 @@ def stage_manifest(origin: CheckpointOrigin, config: HarnessConfig, record: Trai
         determinism=Determinism.current(origin.seed),
         adapter_fingerprint=adapter_fingerprint,
         lora=config.lora.model_dump(mode="json"),
+        training=getattr(config.training, origin.stage).model_dump(mode="json"),
         versions=library_versions(),
         hardware={**hardware(), "world_size": record.world_size},
         load_in_8bit=config.model.load_in_8bit,

@@ -35,7 +35,7 @@ class MetricValue(BaseModel):
 
 
 class MetricPresentation(BaseModel):
-    """How a metric is shown, declared with the metric by its eval and saved with every result.
+    """How a metric is shown and what it was measured on, declared with the metric by its eval and saved with every result.
 
     Reports read this instead of knowing any eval: a new eval's metrics appear in the summary, the
     deltas, the charts and the verdict as their registration describes them.
@@ -56,6 +56,8 @@ class MetricPresentation(BaseModel):
     findings_need_whole_replies: bool = False
     """The verdict states no finding from this metric while many of its replies were cut at the token cap
     (`harness.reports.verdict.CAPPED_SHARE_LIMIT`): a refusal or a referral could still come with more tokens."""
+    dataset: str | None = None
+    """The data fingerprint key of the items it is measured on (`domain_split`, ...), from its eval's spec."""
 
     @property
     def percent(self) -> bool:
