@@ -131,7 +131,7 @@ def corpus_run(tmp_path_factory, shared_data, embedded_model_dir):
     settings = [
         "--config", str(REPO / "configs" / "tiny.yaml"),
         "--set", f"data.domain.documents=[{shared_data / 'domain'}, {root / 'notes.txt'}]",
-        "--set", "data.domain.heldout_fraction=0.05",
+        "--set", "data.domain.heldout_fraction=0.02",
     ]
     first = harness("run-all", *settings, "--output", str(root / "run"))
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -156,7 +156,11 @@ def test_a_run_on_two_pdfs_and_a_text_file_scores_every_document_and_writes_card
         assert manifest.training_data and all("@sha256:" in source for source in manifest.training_data)
         assert set(manifest.training_data) <= set(card.data.datasets)
         assert {e.dataset_type for e in card.data.eval_results} == {"domain_split", "counseling_split", "safety_prompts"}
+    domain_manifest = Manifest.load(run_dir / "checkpoints" / "domain")
+    assert (domain_manifest.training["window_tokens"], domain_manifest.training["max_steps"]) == (64, 2)
+    assert "max_length" not in domain_manifest.training, "the SFT example limit does not apply to domain windows"
     domain_card, _ = read_back(run_dir, "domain")
+    assert "| training.window_tokens | 64 |" in domain_card.text
     assert set(domain_card.data.datasets) == {f"{d['document']}@sha256:{d['sha256']}" for d in inspected["documents"]}
 
 

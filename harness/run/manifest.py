@@ -146,6 +146,16 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def training_settings(config: HarnessConfig, stage: str) -> dict[str, Any]:
+    """The stage's training settings as its manifest records them: a domain stage's windows are `data.domain`'s,
+    and its `training.domain.max_length` (the SFT example limit) does not apply to it."""
+    settings = getattr(config.training, stage).model_dump(mode="json")
+    if stage == "domain":
+        del settings["max_length"]
+        settings.update(window_tokens=config.data.domain.max_length, window_stride=config.data.domain.stride)
+    return settings
+
+
 def stage_manifest(origin: CheckpointOrigin, config: HarnessConfig, record: TrainingRecord, adapter_fingerprint: str | None) -> Manifest:
     """The manifest of a trained checkpoint; `config` is the arm's own (its overrides applied)."""
     return Manifest(
@@ -153,7 +163,7 @@ def stage_manifest(origin: CheckpointOrigin, config: HarnessConfig, record: Trai
         determinism=Determinism.current(origin.seed),
         adapter_fingerprint=adapter_fingerprint,
         lora=config.lora.model_dump(mode="json"),
-        training=getattr(config.training, origin.stage).model_dump(mode="json"),
+        training=training_settings(config, origin.stage),
         versions=library_versions(),
         hardware={**hardware(), "world_size": record.world_size},
         load_in_8bit=config.model.load_in_8bit,
