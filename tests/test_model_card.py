@@ -1,7 +1,8 @@
 """Model cards: a hub-format README.md in every trained checkpoint directory, read back with huggingface_hub.
 
-The saved-results tests use a copy of the report fixture run (`run_dir`); the end-to-end test is a
-tiny run on a corpus of both shared PDFs plus a text file (it reads ../shared/data and skips without it).
+The saved-results tests use a copy of the report fixture run (`run_dir`); tests/test_pipeline.py checks the
+cards of a real tiny run. The end-to-end tests here (slow) run the tiny settings on a corpus of both shared PDFs
+plus a text file (they read ../shared/data and skip without it).
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ def corpus_run(tmp_path_factory, shared_data, embedded_model_dir):
     return root / "run", settings
 
 
+@pytest.mark.slow
 def test_a_run_on_two_pdfs_and_a_text_file_scores_every_document_and_writes_cards(corpus_run):
     run_dir, _ = corpus_run
     inspected = json.loads((run_dir / "run.json").read_text())["data_inspect"]["domain"]
@@ -164,6 +166,7 @@ def test_a_run_on_two_pdfs_and_a_text_file_scores_every_document_and_writes_card
     assert set(domain_card.data.datasets) == {f"{d['document']}@sha256:{d['sha256']}" for d in inspected["documents"]}
 
 
+@pytest.mark.slow
 def test_data_inspect_shows_every_document_and_a_rerun_trains_nothing_again(corpus_run):
     run_dir, settings = corpus_run
     inspect = harness("data", "inspect", *settings, "--json")

@@ -78,6 +78,21 @@ def test_report_is_written(tiny_run):
     assert (run_dir / "report.html").stat().st_size > 1000
 
 
+def test_every_trained_checkpoint_has_a_model_card_holding_its_results(tiny_run):
+    """Cards are written before the re-run below, which must still find every checkpoint up to date."""
+    from huggingface_hub import ModelCard
+
+    run_dir, _ = tiny_run
+    for name in ("domain", "instruct", "instruct-only"):
+        card = ModelCard.load(run_dir / "checkpoints" / name / "README.md")
+        result = json.loads((run_dir / "results" / f"{name}.json").read_text())
+        assert {e.metric_type: e.metric_value for e in card.data.eval_results} == {m: v["value"] for m, v in result["metrics"].items()}
+        assert {e.dataset_type for e in card.data.eval_results} == {"domain_split", "counseling_split", "safety_prompts"}
+        manifest = Manifest.load(run_dir / "checkpoints" / name)
+        assert card.data.base_model == manifest.base_model and set(manifest.training_data) <= set(card.data.datasets)
+    assert not (run_dir / "checkpoints" / "base" / "README.md").exists()
+
+
 def test_instruct_adapter_loads_with_plain_peft(tiny_run):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
