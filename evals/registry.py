@@ -11,8 +11,8 @@ then recomputes the eval's numbers without loading a model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from harness.core.errors import HarnessError

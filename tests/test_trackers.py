@@ -79,7 +79,7 @@ def test_mlflow_file_store_holds_a_parent_run_and_one_nested_run_per_checkpoint(
     for name, metrics in expected_metrics(run_dir).items():
         assert children[name].data.metrics == pytest.approx(metrics, rel=1e-12)
         assert children[name].data.params["arm"] == name
-    assert {Path(p).name for p in report_files} == {"report.md", "report.html"}
+    assert {Path(p).name for p in report_files} == {"report.md", "report.html", "README.md"}, "the report and the model cards"
 
 
 def test_mlflow_publishes_the_same_results_once_and_changed_results_again(run_dir, tmp_path):
