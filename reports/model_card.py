@@ -25,11 +25,11 @@ from harness.reports.provenance import DataGroup, StageRow, data_inspect_groups,
 from harness.reports.render import markdown_environment, visible_controls
 from harness.reports.summary import DeltaRow, delta_rows
 from harness.reports.verdict import CAPPED_SHARE_LIMIT
+from harness.run.layout import RunLayout
 from harness.run.lineage import BASE
 from harness.run.manifest import Manifest
 from harness.run.results import EvalResult, MetricPresentation
 
-CARD_NAME = "README.md"
 TASK = "text-generation"
 
 
@@ -90,10 +90,6 @@ class ModelCardView:
     """(eval, measured figure, value) of every scorer agreement an eval stored with its results."""
 
 
-def card_path(view: RunView, checkpoint: str) -> Path:
-    return view.run_dir / "checkpoints" / checkpoint / CARD_NAME
-
-
 def trained_checkpoints(view: RunView) -> list[str]:
     """The checkpoints with weights of their own (every manifest but base's)."""
     return [name for name, manifest in view.manifests.items() if manifest.stage is not None]
@@ -103,7 +99,7 @@ def write_model_cards(view: RunView) -> list[Path]:
     """Write `README.md` into every trained checkpoint directory (over the stub PEFT writes when it saves an adapter)."""
     written = []
     for name in trained_checkpoints(view):
-        path = card_path(view, name)
+        path = RunLayout(view.run_dir).model_card(name)
         atomic_write_text(path, render_model_card(model_card_view(view, name)))
         written.append(path)
     return written
@@ -245,7 +241,6 @@ def model_card_view(view: RunView, name: str) -> ModelCardView:
     datasets = list(dict.fromkeys(source for _, m in [*chain, (name, manifest)] for source in _training_data(m)))
     fingerprints = _run_fingerprints(view)
     result = view.results.get(name)
-    walls = view.run_info.get("stage_wall_times")
     run = str(view.config.get("name") or view.run_dir.name)
     return ModelCardView(
         metadata=MarkdownSafe(card_metadata(f"{run}/{name}", manifest, result, datasets, fingerprints)),
@@ -259,7 +254,7 @@ def model_card_view(view: RunView, name: str) -> ModelCardView:
             LineageStep(step, str(m.stage), ", ".join(_training_data(m)), m.adapter_fingerprint or MISSING)
             for step, m in [*chain, (name, manifest)]
         ],
-        stage_facts=stage_row(name, manifest, walls if isinstance(walls, dict) else {}),
+        stage_facts=stage_row(name, manifest, view.run_info.stage_wall_times),
         settings=_settings(manifest),
         training_data=_training_data(manifest),
         data_fingerprints=sorted(manifest.data_fingerprints.items()),

@@ -18,7 +18,7 @@ from huggingface_hub import ModelCard
 
 from harness.models.checkpoints import adapter_fingerprint, read_checkpoint
 from harness.reports import render_report
-from harness.reports.model_card import CARD_NAME
+from harness.run.layout import MODEL_CARD_FILE, RunLayout
 from harness.run.manifest import Manifest
 from harness.run.results import EvalResult
 
@@ -27,8 +27,8 @@ TRAINED = ["domain", "instruct-only", "instruct"]
 
 
 def read_back(run_dir: Path, name: str) -> tuple[ModelCard, EvalResult]:
-    card = ModelCard.load(run_dir / "checkpoints" / name / CARD_NAME)
-    return card, EvalResult.load(run_dir / "results" / f"{name}.json")
+    card = ModelCard.load(RunLayout(run_dir).model_card(name))
+    return card, EvalResult.load(RunLayout(run_dir).result(name))
 
 
 def card_values(card: ModelCard) -> dict[str, float]:
@@ -44,17 +44,17 @@ def same_numbers(found: dict[str, float], expected: dict[str, float]) -> bool:
 
 def test_every_trained_checkpoint_gets_a_card_whose_eval_results_are_the_results_file(run_dir):
     written = render_report(run_dir)
-    assert sorted(p.relative_to(run_dir).as_posix() for p in written if p.name == CARD_NAME) == sorted(
-        f"checkpoints/{name}/{CARD_NAME}" for name in TRAINED
+    assert sorted(p.relative_to(run_dir).as_posix() for p in written if p.name == MODEL_CARD_FILE) == sorted(
+        f"checkpoints/{name}/README.md" for name in TRAINED
     )
-    assert not (run_dir / "checkpoints" / "base" / CARD_NAME).exists(), "base has no weights of its own"
+    assert not RunLayout(run_dir).model_card("base").exists(), "base has no weights of its own"
     for name in TRAINED:
         card, result = read_back(run_dir, name)
         assert card_values(card) == {metric: value.value for metric, value in result.metrics.items()}
         assert {e.metric_name for e in card.data.eval_results} == {result.presentation[m].label for m in result.metrics}
-        manifest = Manifest.load(run_dir / "checkpoints" / name)
+        manifest = Manifest.load(RunLayout(run_dir).checkpoint(name))
         assert card.data.base_model == manifest.base_model and card.data.library_name == "peft"
-        assert card.data.license is None and "\n# license: (not set)" in (run_dir / "checkpoints" / name / CARD_NAME).read_text()
+        assert card.data.license is None and "\n# license: (not set)" in RunLayout(run_dir).model_card(name).read_text()
         assert {"peft", "lora", f"{manifest.stage}-stage"} <= set(card.data.tags)
         assert card.data.model_name == f"fixture/{name}"
 
@@ -74,7 +74,7 @@ def test_the_body_states_lineage_settings_deltas_and_the_limits_of_the_safety_nu
 
 
 def test_recorded_datasets_cap_shares_and_detector_agreement_reach_the_card(run_dir):
-    path = run_dir / "results" / "domain.json"
+    path = RunLayout(run_dir).result("domain")
     data = json.loads(path.read_text())
     for metric, presentation in data["presentation"].items():
         presentation["dataset"] = "safety_prompts" if metric in {"refusal_rate_harmful", "crisis_referral_rate"} else None
@@ -82,9 +82,9 @@ def test_recorded_datasets_cap_shares_and_detector_agreement_reach_the_card(run_
     data["metrics"]["crisis_referral_rate"]["capped_share"] = 0.05
     data["evals"]["safety"]["details"]["refusal_detector_agreement"] = {"xstest": {"detector": 0.976, "n": 450}}
     path.write_text(json.dumps(data))
-    manifest = Manifest.load(run_dir / "checkpoints" / "base")
+    manifest = Manifest.load(RunLayout(run_dir).checkpoint("base"))
     manifest.data_fingerprints["safety_prompts"] = "ab12" * 16
-    manifest.save(run_dir / "checkpoints" / "base")
+    manifest.save(RunLayout(run_dir).checkpoint("base"))
     render_report(run_dir)
     card, _ = read_back(run_dir, "domain")
     datasets = {e.metric_type: (e.dataset_type, e.dataset_name, e.task_name) for e in card.data.eval_results}
@@ -96,14 +96,14 @@ def test_recorded_datasets_cap_shares_and_detector_agreement_reach_the_card(run_
 
 
 def test_a_card_does_not_change_the_checkpoint_fingerprint_or_completeness(tmp_path):
-    checkpoint = tmp_path / "checkpoints" / "domain"
+    checkpoint = RunLayout(tmp_path).checkpoint("domain")
     checkpoint.mkdir(parents=True)
     (checkpoint / "adapter_config.json").write_text(json.dumps({"r": 4, "target_modules": ["q_proj", "v_proj"]}))
     (checkpoint / "adapter_model.safetensors").write_bytes(b"weights")
     before = adapter_fingerprint(checkpoint)
     Manifest(arm="domain", stage="domain", parent=None, base_model="m", base_fingerprint="b", config_hash="c", seed=0,
              adapter_fingerprint=before).save(checkpoint)
-    (checkpoint / CARD_NAME).write_text("---\nlibrary_name: peft\n---\n# a card, rewritten after every report\n")
+    (checkpoint / MODEL_CARD_FILE).write_text("---\nlibrary_name: peft\n---\n# a card, rewritten after every report\n")
     assert adapter_fingerprint(checkpoint) == before
     manifest, damage = read_checkpoint(checkpoint)
     assert damage is None and manifest.adapter_fingerprint == before
@@ -142,23 +142,23 @@ def corpus_run(tmp_path_factory, shared_data, embedded_model_dir):
 @pytest.mark.slow
 def test_a_run_on_two_pdfs_and_a_text_file_scores_every_document_and_writes_cards(corpus_run):
     run_dir, _ = corpus_run
-    inspected = json.loads((run_dir / "run.json").read_text())["data_inspect"]["domain"]
+    inspected = json.loads(RunLayout(run_dir).run_json.read_text())["data_inspect"]["domain"]
     documents = [(d["document"], d["split"]) for d in inspected["documents"]]
     assert documents == [
         ("nimh_bipolar_disorder_22-MH-8088.pdf", "train+heldout"),
         ("surgeon_general_protecting_youth_mental_health_2021.pdf", "train+heldout"),
         ("notes.txt", "train+heldout"),
     ]
-    scored = {json.loads(line)["extra"]["document"] for line in (run_dir / "samples" / "domain" / "perplexity.jsonl").open()}
+    scored = {json.loads(line)["extra"]["document"] for line in RunLayout(run_dir).samples("domain", "perplexity").open()}
     assert scored == {name for name, _ in documents}, "every document's held-out sections are scored"
     for name in ("domain", "instruct-only", "instruct"):
         card, result = read_back(run_dir, name)
         assert same_numbers(card_values(card), {metric: value.value for metric, value in result.metrics.items()})
-        manifest = Manifest.load(run_dir / "checkpoints" / name)
+        manifest = Manifest.load(RunLayout(run_dir).checkpoint(name))
         assert manifest.training_data and all("@sha256:" in source for source in manifest.training_data)
         assert set(manifest.training_data) <= set(card.data.datasets)
         assert {e.dataset_type for e in card.data.eval_results} == {"domain_split", "counseling_split", "safety_prompts"}
-    domain_manifest = Manifest.load(run_dir / "checkpoints" / "domain")
+    domain_manifest = Manifest.load(RunLayout(run_dir).checkpoint("domain"))
     assert (domain_manifest.training["window_tokens"], domain_manifest.training["max_steps"]) == (64, 2)
     assert "max_length" not in domain_manifest.training, "the SFT example limit does not apply to domain windows"
     domain_card, _ = read_back(run_dir, "domain")
@@ -176,8 +176,8 @@ def test_data_inspect_shows_every_document_and_a_rerun_trains_nothing_again(corp
         "nimh_bipolar_disorder_22-MH-8088.pdf", "surgeon_general_protecting_youth_mental_health_2021.pdf", "notes.txt",
     ]
     assert report["domain"]["pages"] == 8 + 53 + 1
-    cards = {p: p.read_text() for p in (run_dir / "checkpoints").glob(f"*/{CARD_NAME}")}
-    adapters = {p: p.stat().st_mtime_ns for p in (run_dir / "checkpoints").glob("*/adapter_model.safetensors")}
+    cards = {p: p.read_text() for p in RunLayout(run_dir).checkpoints_dir.glob(f"*/{MODEL_CARD_FILE}")}
+    adapters = {p: p.stat().st_mtime_ns for p in RunLayout(run_dir).checkpoints_dir.glob("*/adapter_model.safetensors")}
     assert len(cards) == len(adapters) == 3
     again = harness("run-all", *settings, "--output", str(run_dir))
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]

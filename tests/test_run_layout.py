@@ -170,12 +170,15 @@ def _record(**overrides) -> TrainingRecord:
 def test_the_manifest_is_built_from_the_origin_the_arm_config_and_the_stage_record():
     config = load_config(TINY, ["lora.r=8", "model.quantization=nf4"])
     origin = CheckpointOrigin(arm="domain", stage="domain", parent=None, base_model="m", base_fingerprint="b",
-                              start_fingerprint="b", config_hash="k", data_fingerprints={"domain_pdf": "p"}, seed=5)
+                              start_fingerprint="b", config_hash="k", data_fingerprints={"domain_pdf": "p"},
+                              training_data=["doc.pdf@sha256:p"], seed=5)
     manifest = stage_manifest(origin, config, _record(), "adapter-fp")
     assert manifest.model_dump(include=set(CheckpointOrigin.model_fields)) == origin.model_dump()
     assert manifest.model_dump(include=set(TrainingRecord.model_fields) - {"world_size"}) == _record().model_dump(exclude={"world_size"})
     assert manifest.hardware["world_size"] == 2 and manifest.lora["r"] == 8 and manifest.quantization == "nf4"
     assert manifest.adapter_fingerprint == "adapter-fp" and manifest.determinism.seed == 5 and manifest.versions
+    assert (manifest.training["window_tokens"], manifest.training["max_steps"]) == (64, 2)
+    assert "max_length" not in manifest.training, "the SFT example limit does not apply to domain windows"
 
 
 def test_the_leakage_check_reads_the_run_data_without_loading_it_again(tiny_tokenizer, monkeypatch):

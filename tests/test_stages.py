@@ -43,7 +43,8 @@ def manifest_of(record: TrainingRecord, arm: str, stage: str) -> Manifest:
     """The manifest the pipeline files for a stage's record (see `harness.run.manifest.stage_manifest`)."""
     origin = CheckpointOrigin(
         arm=arm, stage=stage, parent=None, base_model="smollm2-135m-instruct", base_fingerprint="base-fp",
-        start_fingerprint="base-fp", config_hash="cfg-hash", data_fingerprints={"domain_pdf": "pdf-hash"}, seed=3,
+        start_fingerprint="base-fp", config_hash="cfg-hash", data_fingerprints={"domain_pdf": "pdf-hash"},
+        training_data=["unused.pdf@sha256:pdf-hash"], seed=3,
     )
     return stage_manifest(origin, make_config(), record, None)
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 MANIFEST_FILE = "manifest.json"
 """The manifest inside any checkpoint directory, in a run or not; its presence marks the checkpoint complete."""
+MODEL_CARD_FILE = "README.md"
+"""The hub-format model card in a trained checkpoint directory; not part of the adapter (its fingerprint covers `adapter_*`)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ class RunLayout:
 
     def manifest(self, arm: str) -> Path:
         return self.checkpoint(arm) / MANIFEST_FILE
+
+    def model_card(self, arm: str) -> Path:
+        return self.checkpoint(arm) / MODEL_CARD_FILE
 
     def merged(self, arm: str, adapter_fingerprint: str) -> Path:
         """The cached full-precision merge of an arm's adapter into its start model."""
