@@ -143,6 +143,11 @@ def _stage_fingerprints(ctx: RunContext, arm_config: HarnessConfig, stage: str) 
     return found
 
 
+def _stage_sources(ctx: RunContext, arm_config: HarnessConfig, stage: str) -> list[str]:
+    """The data a stage trains on by name and content hash, for its manifest and model card."""
+    return ctx.data_for(arm_config).stage_sources(stage)
+
+
 def stage_hash(config: HarnessConfig, arm: ArmSpec, parent_adapter: str | None) -> str:
     """Every setting that changes what a stage trains (the data is keyed separately by fingerprints)."""
     return config_hash(
@@ -210,7 +215,7 @@ def train_arm(ctx: RunContext, arm: ArmSpec, *, fresh: bool = False) -> Manifest
         start_fingerprint=weights_fingerprint(start_ref, ctx.config.model.revision),
         config_hash=key,
         data_fingerprints=fingerprints,
-        training_data=ctx.data_for(arm_config).stage_sources(arm.stage),
+        training_data=_stage_sources(ctx, arm_config, arm.stage),
         seed=arm_config.seed,
     )
     if is_main_process():

@@ -30,6 +30,7 @@ def trainings(monkeypatch) -> list[str]:
     monkeypatch.setattr(pipeline, "_train", fake_train)
     monkeypatch.setattr(pipeline, "start_model_for", lambda ctx, arm: (ctx.base_ref, None))
     monkeypatch.setattr(pipeline, "_stage_fingerprints", lambda ctx, arm_config, stage: {"domain_pdf": "pdf-1", "domain_split": ctx.split})
+    monkeypatch.setattr(pipeline, "_stage_sources", lambda ctx, arm_config, stage: ["doc.pdf@sha256:pdf-1"])
     return trained
 
 
