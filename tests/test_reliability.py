@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.core.atomic import atomic_directory, atomic_write_text, remove_stale_temporaries
+from harness.core.atomic import atomic_directory, atomic_write_text, remove_leftovers_in, remove_stale_temporaries
 from harness.models.checkpoints import load_complete_manifest, resolve_checkpoint
 from harness.run.config import CounselingDataConfig, DomainDataConfig, ModelConfig, load_config
 from harness.core.console import safe_text
@@ -609,6 +609,22 @@ def test_the_next_run_clears_what_a_killed_writer_left(tmp_path, kind, had_previ
     assert kept.read_text() == "complete"
     hidden = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob(".*"))
     assert hidden == [".lock"]
+
+
+def test_a_node_clears_only_its_own_leftovers_beside_live_neighbours(tmp_path):
+    import tempfile
+
+    mine = [Path(tempfile.mkdtemp(prefix=".domain.", suffix=".partial", dir=tmp_path)),
+            Path(tempfile.mkdtemp(prefix=".domain.", suffix=".partial", dir=tmp_path))]
+    neighbours = [Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=tmp_path)) for name in ("domain.p0", "domain-x")]
+    previous = Path(tempfile.mkdtemp(prefix=".domain.", suffix=".old", dir=tmp_path))
+    (previous / "manifest.json").write_text("previous complete version")
+
+    cleared = remove_leftovers_in(tmp_path, lambda final: final == "domain")
+
+    assert sorted(cleared) == sorted([*mine, previous])
+    assert not any(p.exists() for p in mine) and all(p.is_dir() for p in neighbours)
+    assert (tmp_path / "domain" / "manifest.json").read_text() == "previous complete version", "an .old whose final is missing is put back"
 
 
 def test_leftover_scan_keeps_lookalike_names(tmp_path):

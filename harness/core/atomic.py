@@ -16,7 +16,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from harness.core.errors import HarnessError
 
@@ -136,18 +136,36 @@ def remove_stale_temporaries(root: Path) -> list[Path]:
     """
     touched: list[Path] = []
     for folder, dirs, files in os.walk(root):
-        for name in sorted([*dirs, *files]):
-            match = _TEMPORARY.match(name)
-            if match is None:
-                continue
-            path = Path(folder) / name
-            final = path.parent / match["final"]
-            if match["kind"] == "old" and not final.exists():
-                os.replace(path, final)
-            elif path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-            touched.append(path)
+        touched += remove_leftovers_in(Path(folder), lambda final: True, names=[*dirs, *files])
         dirs[:] = [d for d in dirs if _TEMPORARY.match(d) is None]
     return touched
+
+
+def remove_leftovers_in(folder: Path, is_mine: Callable[[str], bool], *, names: list[str] | None = None) -> list[Path]:
+    """Clear the temporaries directly in `folder` whose final name `is_mine` (an `.old` whose final is missing is put back).
+
+    Where several writers share a folder, a writer about to redo its own work clears only its own
+    leftovers this way, without touching a live neighbour's temporaries.
+    """
+    touched: list[Path] = []
+    for name in sorted(names if names is not None else _listing(folder)):
+        match = _TEMPORARY.match(name)
+        if match is None or not is_mine(match["final"]):
+            continue
+        path = folder / name
+        final = folder / match["final"]
+        if match["kind"] == "old" and not final.exists():
+            os.replace(path, final)
+        elif path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        touched.append(path)
+    return touched
+
+
+def _listing(folder: Path) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except FileNotFoundError:
+        return []
