@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
@@ -67,6 +68,13 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for use
 DEFAULT_CONFIG = Path("configs/default.yaml")
 
 
+class Executor(str, Enum):
+    """`--executor`: the values of `execution.executor`."""
+
+    local = "local"
+    ray = "ray"
+
+
 def user_errors(command: Callable) -> Callable:
     """Print HarnessError as one line with exit code 1; Ctrl-C exits 130 keeping finished work."""
 
@@ -91,6 +99,15 @@ def _config(path: Path, overrides: list[str] | None, output: Path | None = None)
     quiet_libraries()
     config = load_config(path, overrides or [])
     return config, (output or config.run_dir)
+
+
+def _with_execution(config: HarnessConfig, executor: Executor | None, ray_address: str | None) -> HarnessConfig:
+    """The config with `--executor` / `--ray-address` in its `execution` section."""
+    given = {"executor": executor.value if executor else None, "ray_address": ray_address}
+    execution = config.execution.model_copy(update={key: value for key, value in given.items() if value is not None})
+    if execution.ray_address is not None and execution.executor != "ray":
+        raise HarnessError("--ray-address (execution.ray_address) names a Ray cluster; add `--executor ray` to run there")
+    return config.model_copy(update={"execution": execution})
 
 
 def _print_paths(title: str, paths: list[Path | str]) -> None:
@@ -136,16 +153,22 @@ def run_all_command(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Run directory (default: output_dir/name from the config).")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Retrain and re-evaluate everything.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the expanded plan and its estimated cost; write nothing.")] = False,
+    executor: Annotated[
+        Optional[Executor], typer.Option("--executor", help="`local` (in this process) or `ray` (each node a Ray task); default: execution.executor.")
+    ] = None,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to run on (`auto` or HOST:PORT); default: a private local one.")] = None,
     set_: SetOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Data -> stages -> evals -> report, resumable.
 
-    Example: `harness run-all --config configs/default.yaml --output runs/demo`
+    Example: `harness run-all --config configs/default.yaml --output runs/demo`;
+    on Ray: `harness run-all --config configs/ablation.yaml --executor ray [--ray-address HOST:PORT]`
     """
     from harness.pipeline import run_all
 
     cfg, run_dir = _config(config, set_, output)
+    cfg = _with_execution(cfg, executor, ray_address)
     if dry_run:
         from harness.dry_run import show_plan
 

@@ -32,13 +32,14 @@ from harness.models.checkpoints import (
 from harness.run.config import HarnessConfig, config_hash
 from harness.run.lineage import BASE, ArmSpec
 from harness.core.console import console, shown
-from harness.core.distributed import is_main_process, main_process_first, wait_for_everyone
+from harness.core.distributed import is_main_process, main_process_first, wait_for_everyone, world_size
 from harness.core.environment import hardware, library_versions
 from harness.core.errors import HarnessError
 from harness.core.interrupt import noticed_interrupts, raise_if_interrupted
 from harness.run.layout import RunLayout
 from harness.run.manifest import CheckpointOrigin, Determinism, Manifest, TrainingRecord, base_manifest, stage_manifest
 from harness.run.record import DataInspection, RunRecord
+from harness.run.results import EvalResult
 from harness.models.loading import load_tokenizer, resolve_model, weights_fingerprint
 from harness.data.run_data import SPLIT_KEYS, RunData, load_run_data
 
@@ -168,13 +169,17 @@ def stage_hash(config: HarnessConfig, arm: ArmSpec, parent_adapter: str | None) 
 
 
 def start_model_for(ctx: RunContext, arm: ArmSpec) -> tuple[str, str | None]:
-    """The full-precision model an arm trains on: base, or its parent merged into the parent's own start model."""
+    """The full-precision model an arm trains on, and its parent's adapter fingerprint (None on base)."""
     if arm.parent == BASE:
         return ctx.base_ref, None
-    parent = ctx.config.lineage.arm(arm.parent)
+    return merge_parent(ctx, ctx.config.lineage.arm(arm.parent))
+
+
+def merge_parent(ctx: RunContext, parent: ArmSpec) -> tuple[str, str | None]:
+    """`parent`'s adapter merged into the parent's own start model (cached under merged/, merged here when missing)."""
     parent_start, _ = start_model_for(ctx, parent)
     parent_dir = ctx.layout.checkpoint(parent.name)
-    manifest = load_complete_manifest(parent_dir, f"parent `{parent.name}` of `{arm.name}`")
+    manifest = load_complete_manifest(parent_dir, f"parent `{parent.name}`")
     check_same_base(manifest, parent_dir, ctx.config.model.name, ctx.base_fingerprint)
     target = ctx.layout.merged(parent.name, manifest.adapter_fingerprint or "")
     if not is_model_dir(target) and is_main_process():
@@ -270,27 +275,60 @@ def check_leakage(ctx: RunContext) -> DataInspection:
     return report
 
 
+def evaluate_node(ctx: RunContext, name: str, *, fresh: bool = False) -> EvalResult:
+    """The eval suite on checkpoint `name` of the run (reused when up to date, unless `fresh`)."""
+    from harness.evals.runner import evaluate_checkpoint
+    from harness.models.checkpoints import resolve_arm
+
+    return evaluate_checkpoint(ctx.config, resolve_arm(ctx.config, ctx.run_dir, name), ctx.data, ctx.run_dir, reuse=not fresh)
+
+
+def run_locally(ctx: RunContext, *, fresh: bool) -> dict[str, float]:
+    """The default executor: every node in this process, in training order, then every checkpoint's evals.
+
+    Returns each trained node's wall time. Under a multi-process launch only the main process evaluates.
+    """
+    stage_wall_times = {arm.name: train_arm(ctx, arm, fresh=fresh).wall_time_s for arm in ctx.config.lineage.training_order()}
+    if is_main_process():
+        for name in ctx.config.lineage.checkpoint_order():
+            raise_if_interrupted()
+            evaluate_node(ctx, name, fresh=fresh)
+    return stage_wall_times
+
+
+def check_executor(config: HarnessConfig) -> None:
+    """Refuse an executor that cannot run here before anything is written."""
+    if config.execution.executor != "ray":
+        return
+    from harness.ray_executor import require_ray
+
+    require_ray()
+    if world_size() > 1:
+        raise HarnessError("execution.executor ray places whole arms on Ray workers; run it without torchrun/accelerate launch")
+
+
 def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> RunOutcome:
     """The whole job: train, evaluate, compare, save RUN_DIR/run.json, render the report and publish to trackers."""
-    from harness.evals.runner import check_eval_settings, evaluate_checkpoint
-    from harness.models.checkpoints import resolve_arm
+    from harness.evals.runner import check_eval_settings
     from harness.reports.trackers import check_trackers
 
     check_eval_settings(config)
     check_trackers(config.tracking)
+    check_executor(config)
     started_at = dt.datetime.now(dt.timezone.utc)
     started = time.perf_counter()
     with run_lock(run_dir), noticed_interrupts():
         ctx = prepare_run(config, run_dir)
         inspection = check_leakage(ctx)
-        arms = config.lineage.training_order()
-        stage_wall_times = {arm.name: train_arm(ctx, arm, fresh=fresh).wall_time_s for arm in arms}
+        if config.execution.executor == "ray":
+            from harness.ray_executor import run_on_ray
+
+            stage_wall_times = run_on_ray(ctx, fresh=fresh)
+        else:
+            stage_wall_times = run_locally(ctx, fresh=fresh)
         names = config.lineage.checkpoint_order()
         if not is_main_process():
             return RunOutcome(RunRecord(arms=names, stage_wall_times=stage_wall_times, wall_time_s=time.perf_counter() - started), [], [])
-        for name in names:
-            raise_if_interrupted()
-            evaluate_checkpoint(config, resolve_arm(config, run_dir, name), ctx.data, run_dir, reuse=not fresh)
         compare_checkpoints(config, run_dir, names)
         record = RunRecord(
             started=started_at.isoformat(timespec="seconds"),
@@ -298,6 +336,7 @@ def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> Run
             wall_time_s=round(time.perf_counter() - started, 2),
             arms=names,
             stage_wall_times=stage_wall_times,
+            executor=config.execution.executor,
             versions=library_versions(),
             hardware=hardware(),
             determinism=Determinism.current(config.seed),

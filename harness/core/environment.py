@@ -31,10 +31,13 @@ def library_versions() -> dict[str, str]:
 
 
 def hardware() -> dict[str, Any]:
-    """CPU count, platform, torch threads, and the CUDA device with its peak allocation when there is one."""
+    """Host, CPU count, platform, torch threads, the GPUs this process may see (`CUDA_VISIBLE_DEVICES`, as a
+    Ray task or a scheduler set it; None when unset), and the CUDA device with its peak allocation when there is one."""
     import torch
 
     info: dict[str, Any] = {
+        "host": platform.node(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),

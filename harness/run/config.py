@@ -437,6 +437,36 @@ class TrackingConfig(Strict):
         return v
 
 
+class TaskResources(Strict):
+    """What one Ray task asks the cluster for; Ray starts it only where that much is free."""
+
+    num_cpus: float = Field(1, gt=0)
+    """CPU slots the task holds; its torch threads are this many (at least one)."""
+    num_gpus: float = Field(0, ge=0)
+    """GPUs the task holds (a fraction shares one); the task sees only those (`CUDA_VISIBLE_DEVICES`)."""
+
+
+class StageResources(Strict):
+    domain: TaskResources = TaskResources()
+    instruct: TaskResources = TaskResources()
+    eval: TaskResources = TaskResources()
+    """An eval node: the whole eval suite on one checkpoint."""
+
+
+class ExecutionConfig(Strict):
+    """How `run-all` runs the plan's nodes. No result depends on it, so no hash or resume key includes it."""
+
+    executor: Literal["local", "ray"] = "local"
+    """`local`: every node in this process, one after the other; `ray`: each training and eval node a Ray task
+    (`pip install 'harness[ray]'`), started when its parent's checkpoint is complete."""
+    ray_address: str | None = None
+    """Unset: a private Ray instance on this machine for this run; `auto` or HOST:PORT: a running cluster."""
+    max_retries: int = Field(2, ge=0)
+    """Times Ray runs a task again after its worker died (killed, out of memory, machine lost); a user
+    error (bad data, a bad setting) is never retried."""
+    resources: StageResources = StageResources()
+
+
 class HarnessConfig(Strict):
     """The whole run: what to train, on what, and how to measure it."""
 
@@ -460,6 +490,7 @@ class HarnessConfig(Strict):
     eval: EvalConfig = EvalConfig()
     report_formats: list[Literal["md", "html"]] = ["md", "html"]
     tracking: TrackingConfig = TrackingConfig()
+    execution: ExecutionConfig = ExecutionConfig()
 
     _resolve_output = field_validator("output_dir")(_resolve)
 
@@ -538,8 +569,9 @@ class HarnessConfig(Strict):
         return self.output_dir / self.name
 
     def fingerprint(self) -> str:
-        """sha256 of the resolved config, the identity of a run's settings (where results are published is none)."""
-        return config_hash(self.model_dump(mode="json", exclude={"tracking"}))
+        """sha256 of the resolved config, the identity of a run's settings (where results are published and
+        where the run executes are none)."""
+        return config_hash(self.model_dump(mode="json", exclude={"tracking", "execution"}))
 
 
 def stage_settings(config: HarnessConfig, stage: str) -> dict[str, Any]:

@@ -71,9 +71,13 @@ class RunLayout:
     def model_card(self, arm: str) -> Path:
         return self.checkpoint(arm) / MODEL_CARD_FILE
 
+    @property
+    def merged_dir(self) -> Path:
+        return self.root / "merged"
+
     def merged(self, arm: str, adapter_fingerprint: str) -> Path:
         """The cached full-precision merge of an arm's adapter into its start model."""
-        return self.root / "merged" / f"{arm}-{adapter_fingerprint}"
+        return self.merged_dir / f"{arm}-{adapter_fingerprint}"
 
     @property
     def results_dir(self) -> Path:

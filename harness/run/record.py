@@ -142,6 +142,7 @@ class RunRecord(VersionedRecord):
     wall_time_s: float | None = None
     arms: list[str] = []
     stage_wall_times: dict[str, float] = {}
+    executor: str = "local"
     versions: dict[str, str] = {}
     hardware: dict[str, Any] = {}
     determinism: Determinism | None = None
