@@ -21,6 +21,7 @@ import logging
 import os
 import platform
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -34,6 +35,8 @@ from harness.run.config import TaskResources
 from harness.run.lineage import BASE
 
 INSTALL = "pip install 'harness[ray]'"
+RAY_SOCKET_SUFFIX = len("/ray/session_2026-12-01_00-00-00_000000_4194304/sockets/plasma_store")
+"""What Ray appends to its temp folder for its longest socket path; a Unix socket path holds at most 107 bytes."""
 POLL_S = 0.5
 """How often the driver looks up from waiting on tasks, to notice Ctrl-C."""
 
@@ -75,10 +78,13 @@ def ray_environment() -> None:
     similar lines from several workers would hide one node's progress; its colour codes are left out
     where output is no terminal. Workers of a private instance run at the driver's priority, as the
     local executor's work does, not at Ray's default of 15 steps lower, where any other load on the
-    machine would starve them.
+    machine would starve them. Ray keeps its sockets under `TMPDIR`; where that is too deep for a
+    socket path it uses /tmp, its default (the tasks' own scratch stays in `TMPDIR`).
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_worker_niceness", "0")
+    if "RAY_TMPDIR" not in os.environ and len(tempfile.gettempdir()) + RAY_SOCKET_SUFFIX > 107:
+        os.environ["RAY_TMPDIR"] = "/tmp"
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     if not console.is_terminal:
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")
