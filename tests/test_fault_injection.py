@@ -5,7 +5,7 @@ the trainer keeps its scratch folder), so no test-only code path exists in the p
 nothing that looks complete is corrupt. After the re-run: what was complete at the kill is reused (its
 skip line is printed and its files are untouched), no temporary is left, and every result equals the
 reference run's: greedy replies and generation-based metrics exactly, training-based numbers within
-`harness.run.manifest.TRAINING_RTOL` (see `_training_based`). The `data-prep` case re-runs everything from
+`harness.run.manifest.TRAINING_RTOL` (see `run_files.training_based`). The `data-prep` case re-runs everything from
 scratch in a second process, so it also proves that the same config and seed give the same results.
 
 Run: `pytest -m slow tests/test_fault_injection.py` (about 10 minutes on 2 CPU cores).
@@ -14,7 +14,6 @@ Run: `pytest -m slow tests/test_fault_injection.py` (about 10 minutes on 2 CPU c
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -23,18 +22,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 
-from harness.models.checkpoints import adapter_fingerprint
 from harness.run.manifest import TRAINING_RTOL, Manifest
-from harness.run.results import EvalResult, read_samples
+from tests.run_files import (
+    TRAINING_BASED_METRICS, assert_equal, assert_nothing_complete_is_corrupt, assert_same_results, complete, temporaries,
+)
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = ("base", "domain", "instruct-only", "instruct")
 TRAINED = ("domain", "instruct-only", "instruct")
-TRAINING_BASED_METRICS = {"heldout_perplexity", "heldout_bits_per_byte"}
 RUN_TIMEOUT_S = 900
 
 
@@ -95,92 +93,6 @@ def _run_and_kill(run_dir: Path, scratch: Path, marker: Marker, extra: tuple[str
     return time.monotonic() - started
 
 
-def _complete(run_dir: Path, pattern: str) -> list[Path]:
-    """Matches of `pattern` outside hidden temporaries (pathlib's `*` also matches names starting with a dot)."""
-    return [p for p in run_dir.glob(pattern) if not any(part.startswith(".") for part in p.relative_to(run_dir).parts)]
-
-
-def _temporaries(run_dir: Path) -> list[str]:
-    return sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob(".*") if p.name != ".lock")
-
-
-def _assert_nothing_complete_is_corrupt(run_dir: Path) -> None:
-    """Every file or directory a reader would take as finished parses and matches its own fingerprints."""
-    from safetensors.torch import load_file
-
-    for path in _complete(run_dir, "checkpoints/*/manifest.json"):
-        manifest = Manifest.load(path.parent)
-        if manifest.stage is not None:
-            load_file(path.parent / "adapter_model.safetensors")
-            assert adapter_fingerprint(path.parent) == manifest.adapter_fingerprint, path.parent
-            assert (path.parent / "tokenizer.json").is_file(), path.parent
-    for path in _complete(run_dir, "merged/*/config.json"):
-        json.loads(path.read_text())
-        load_file(path.parent / "model.safetensors")
-    for path in _complete(run_dir, "results/*.json"):
-        EvalResult.load(path)
-    for path in _complete(run_dir, "samples/*/*.jsonl"):
-        assert read_samples(path), path
-    for path in _complete(run_dir, "cache/generations/*/*.json"):
-        assert "text" in json.loads(path.read_text()), path
-    for name in ("run.json", "config.yaml"):
-        if (run_dir / name).exists():
-            yaml.safe_load((run_dir / name).read_text())
-    if (run_dir / "report.html").exists():
-        assert (run_dir / "report.html").read_text().rstrip().endswith("</html>")
-
-
-def _training_based(name: str, metric: str) -> bool:
-    """Numbers that come from trained weights through a sum of float losses: equal within TRAINING_RTOL.
-
-    Everything else (replies, ROUGE, BERTScore, safety rates, hotline counts, the base model's numbers)
-    must be identical to the last digit.
-    """
-    return name != "base" and metric in TRAINING_BASED_METRICS
-
-
-def _assert_equal(actual: float, expected: float, training_based: bool, what: str) -> None:
-    if training_based:
-        assert math.isclose(actual, expected, rel_tol=TRAINING_RTOL, abs_tol=0.0), f"{what}: {actual} vs {expected}"
-    else:
-        assert actual == expected, f"{what}: {actual} vs {expected}"
-
-
-def _assert_same_results(run_dir: Path, reference: Path) -> None:
-    for arm in TRAINED:
-        mine, theirs = Manifest.load(run_dir / "checkpoints" / arm), Manifest.load(reference / "checkpoints" / arm)
-        for curve in ("train_loss", "eval_loss"):
-            got, want = getattr(mine, curve), getattr(theirs, curve)
-            assert [p.step for p in got] == [p.step for p in want], f"{arm} {curve}"
-            for a, b in zip(got, want):
-                _assert_equal(a.loss, b.loss, True, f"{arm} {curve} step {a.step}")
-    for name in NAMES:
-        mine, theirs = EvalResult.load(run_dir / "results" / f"{name}.json"), EvalResult.load(reference / "results" / f"{name}.json")
-        assert mine.metrics.keys() == theirs.metrics.keys(), name
-        for metric, value in mine.metrics.items():
-            want = theirs.metrics[metric]
-            assert value.n == want.n, f"{name} {metric}"
-            for field in ("value", "ci_low", "ci_high"):
-                _assert_equal(getattr(value, field), getattr(want, field), _training_based(name, metric), f"{name} {metric} {field}")
-        assert {m: set(d) for m, d in mine.deltas.items()} == {m: set(d) for m, d in theirs.deltas.items()}, name
-        for metric, by_reference in mine.deltas.items():
-            for ref, delta in by_reference.items():
-                want = theirs.deltas[metric][ref]
-                training = _training_based(name, metric)
-                for field in ("delta", "ci_low", "ci_high", "p_value"):
-                    _assert_equal(getattr(delta, field), getattr(want, field), training, f"{name} {metric} vs {ref} {field}")
-        for eval_name in mine.evals:
-            got = read_samples(run_dir / "samples" / name / f"{eval_name}.jsonl")
-            want = read_samples(reference / "samples" / name / f"{eval_name}.jsonl")
-            assert [(s.id, s.prompt, s.reference, s.output, s.flags) for s in got] == [
-                (s.id, s.prompt, s.reference, s.output, s.flags) for s in want
-            ], f"{name}/{eval_name}: greedy replies differ"
-            for a, b in zip(got, want):
-                assert a.values.keys() == b.values.keys()
-                for key in a.values:
-                    _assert_equal(a.values[key], b.values[key], _training_based(name, key), f"{name}/{eval_name} {a.id} {key}")
-
-
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory, embedded_model_dir) -> Path:
     """One uninterrupted run of the tiny config, shared by every case."""
@@ -204,12 +116,12 @@ def test_reference_run_records_how_reproducible_it_is(reference_run):
 def test_sigkilled_run_resumes_to_the_reference_results(reference_run, tmp_path, kill_point):
     run_dir, scratch = tmp_path / "run", tmp_path / "scratch"
     _run_and_kill(run_dir, scratch, KILL_POINTS[kill_point])
-    _assert_nothing_complete_is_corrupt(run_dir)
-    complete_arms = {p.parent.name for p in _complete(run_dir, "checkpoints/*/manifest.json")} - {"base"}
-    evaluated = {p.stem for p in _complete(run_dir, "results/*.json")}
+    assert_nothing_complete_is_corrupt(run_dir)
+    complete_arms = {p.parent.name for p in complete(run_dir, "checkpoints/*/manifest.json")} - {"base"}
+    evaluated = {p.stem for p in complete(run_dir, "results/*.json")}
     untouched = {
         p: p.stat().st_mtime_ns
-        for p in [*_complete(run_dir, "checkpoints/*/adapter_model.safetensors"), *_complete(run_dir, "merged/*/model.safetensors")]
+        for p in [*complete(run_dir, "checkpoints/*/adapter_model.safetensors"), *complete(run_dir, "merged/*/model.safetensors")]
     }
 
     log = _run_to_completion(run_dir, scratch)
@@ -217,9 +129,9 @@ def test_sigkilled_run_resumes_to_the_reference_results(reference_run, tmp_path,
     assert {arm for arm in TRAINED if f"{arm}: checkpoint is up to date, skipping" in log} == complete_arms
     assert {name for name in NAMES if f"{name}: results are up to date, skipping" in log} == evaluated
     assert {p: p.stat().st_mtime_ns for p in untouched} == untouched, "a finished stage was retrained"
-    assert _temporaries(run_dir) == []
-    _assert_nothing_complete_is_corrupt(run_dir)
-    _assert_same_results(run_dir, reference_run)
+    assert temporaries(run_dir) == []
+    assert_nothing_complete_is_corrupt(run_dir)
+    assert_same_results(run_dir, reference_run, NAMES, TRAINED)
 
 
 GRID = ("--set", "arms=[domain, instruct]", "--set", "grid={training.instruct.learning_rate: [0.001, 0.002]}",
@@ -233,17 +145,17 @@ def test_a_grid_killed_mid_training_resumes_to_the_uninterrupted_grid_results(tm
     reference, run_dir = tmp_path / "reference", tmp_path / "run"
     _run_to_completion(reference, tmp_path / "scratch-reference", GRID)
     _run_and_kill(run_dir, tmp_path / "scratch", lambda run, scratch: _training(run, scratch, "instruct.p1.s0"), GRID)
-    _assert_nothing_complete_is_corrupt(run_dir)
-    complete = {p.parent.name for p in _complete(run_dir, "checkpoints/*/manifest.json")} - {"base"}
+    assert_nothing_complete_is_corrupt(run_dir)
+    complete = {p.parent.name for p in complete(run_dir, "checkpoints/*/manifest.json")} - {"base"}
     assert "domain.p0.s0" in complete and "instruct.p1.s0" not in complete
 
     log = _run_to_completion(run_dir, tmp_path / "scratch", GRID)
 
     assert {node for node in GRID_NODES if f"{node}: checkpoint is up to date, skipping" in log} == complete
-    assert _temporaries(run_dir) == []
+    assert temporaries(run_dir) == []
     mine, theirs = GridResult.load(run_dir / "grid.json"), GridResult.load(reference / "grid.json")
     assert [(c.arm, c.reference, c.point, c.metric) for c in mine.cells] == [(c.arm, c.reference, c.point, c.metric) for c in theirs.cells]
     for got, want in zip(mine.cells, theirs.cells):
         training = got.metric in TRAINING_BASED_METRICS
         for field in ("value", "ci_low", "ci_high"):
-            _assert_equal(getattr(got.delta, field), getattr(want.delta, field), training, f"{got.arm}-{got.reference} {got.point} {got.metric} {field}")
+            assert_equal(getattr(got.delta, field), getattr(want.delta, field), training, f"{got.arm}-{got.reference} {got.point} {got.metric} {field}")
