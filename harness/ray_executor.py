@@ -31,7 +31,7 @@ from harness.core.errors import HarnessError, first_line
 from harness.core.interrupt import raise_if_interrupted
 from harness.models.loading import resolve_model, weights_fingerprint
 from harness.pipeline import RunContext, evaluate_node, merge_parent, train_arm
-from harness.run.config import TaskResources
+from harness.run.config import ExecutionConfig, TaskResources
 from harness.run.lineage import BASE
 
 INSTALL = "pip install 'harness[ray]'"
@@ -114,15 +114,26 @@ def run_on_ray(ctx: RunContext, *, fresh: bool) -> dict[str, float]:
 
 @dataclasses.dataclass
 class TaskGraph:
-    """The submitted tasks: what each is (for messages) and the task it waits for."""
+    """The submitted tasks: what each is (for messages) and the task whose result it waits for."""
 
+    execution: ExecutionConfig
+    console_width: int
     tasks: dict[Any, str] = dataclasses.field(default_factory=dict)
     """ObjectRef -> "train NODE", "merge NODE" or "eval NODE"."""
     upstream: dict[Any, Any] = dataclasses.field(default_factory=dict)
     """ObjectRef -> the ObjectRef whose result it takes (absent for tasks that start at once)."""
     trained: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Node -> its training task."""
 
-    def add(self, ref: Any, what: str, after: Any | None) -> Any:
+    def submit(self, function: Callable, kind: str, what: str, after: Any | None, *args: Any) -> Any:
+        """Start `function(*args, resources, console width, after)` as a task with the resources of `kind`
+        (a stage, or `eval`) in a fresh worker, once `after` (an ObjectRef, or None) is done."""
+        import ray
+
+        resources: TaskResources = getattr(self.execution.resources, kind)
+        options = {"num_cpus": resources.num_cpus, "num_gpus": resources.num_gpus, "max_retries": self.execution.max_retries}
+        task = ray.remote(max_calls=1)(function).options(**options, retry_exceptions=False, name=what)
+        ref = task.remote(*args, resources, self.console_width, after)
         self.tasks[ref] = what
         if after is not None:
             self.upstream[ref] = after
@@ -131,35 +142,19 @@ class TaskGraph:
 
 def submit_plan(shared: Any, ctx: RunContext, *, fresh: bool) -> TaskGraph:
     """One task per training node (after its parent's merge), one merge per parent with children, one eval per checkpoint."""
-    settings = ctx.config.execution
-    resources = settings.resources
-    graph, merged = TaskGraph(), {}
     lineage = ctx.config.lineage
-    width = console.width
+    graph, merged = TaskGraph(ctx.config.execution, console.width), {}
     for arm in lineage.training_order():
         start = None
         if arm.parent != BASE:
-            if arm.parent not in merged:
-                stage = getattr(resources, lineage.arm(arm.parent).stage)
-                ref = _task(merge_task, stage, settings.max_retries, f"merge {arm.parent}").remote(shared, arm.parent, stage, width, graph.trained[arm.parent])
-                merged[arm.parent] = graph.add(ref, f"merge {arm.parent}", graph.trained[arm.parent])
-            start = merged[arm.parent]
-        stage = getattr(resources, arm.stage)
-        ref = _task(train_task, stage, settings.max_retries, f"train {arm.name}").remote(shared, arm.name, stage, width, fresh, start)
-        graph.trained[arm.name] = graph.add(ref, f"train {arm.name}", start)
+            parent = lineage.arm(arm.parent)
+            if parent.name not in merged:
+                merged[parent.name] = graph.submit(merge_task, parent.stage, f"merge {parent.name}", graph.trained[parent.name], shared, parent.name)
+            start = merged[parent.name]
+        graph.trained[arm.name] = graph.submit(train_task, arm.stage, f"train {arm.name}", start, shared, arm.name, fresh)
     for name in lineage.checkpoint_order():
-        trained = graph.trained.get(name)
-        ref = _task(eval_task, resources.eval, settings.max_retries, f"eval {name}").remote(shared, name, resources.eval, width, fresh, trained)
-        graph.add(ref, f"eval {name}", trained)
+        graph.submit(eval_task, "eval", f"eval {name}", graph.trained.get(name), shared, name, fresh)
     return graph
-
-
-def _task(function: Callable, resources: TaskResources, max_retries: int, name: str) -> Any:
-    import ray
-
-    return ray.remote(max_calls=1)(function).options(
-        num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, max_retries=max_retries, retry_exceptions=False, name=name
-    )
 
 
 def wait_for(graph: TaskGraph) -> dict[Any, Any]:
@@ -226,7 +221,7 @@ def _take_up(ctx: RunContext, resources: TaskResources, console_width: int) -> R
     return dataclasses.replace(ctx, base_ref=base_ref)
 
 
-def train_task(ctx: RunContext, name: str, resources: TaskResources, width: int, fresh: bool, _start: Any) -> Any:
+def train_task(ctx: RunContext, name: str, fresh: bool, resources: TaskResources, width: int, _start: Any) -> Any:
     """Train node `name` (its parent's merge is `_start`, done before this starts); its manifest."""
     ctx = _take_up(ctx, resources, width)
     remove_leftovers_in(ctx.layout.checkpoints_dir, lambda final: final == name)
@@ -242,7 +237,7 @@ def merge_task(ctx: RunContext, name: str, resources: TaskResources, width: int,
     return merged
 
 
-def eval_task(ctx: RunContext, name: str, resources: TaskResources, width: int, fresh: bool, _trained: Any) -> float:
+def eval_task(ctx: RunContext, name: str, fresh: bool, resources: TaskResources, width: int, _trained: Any) -> float:
     """The eval suite on checkpoint `name`; its wall time."""
     ctx = _take_up(ctx, resources, width)
     results = ctx.layout.result(name)
