@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -12,9 +13,13 @@ from harness.run.layout import RunLayout
 from benchmarks.training import HARNESS
 
 
-def timed_run_all(config: Path, run_dir: Path) -> float:
+def timed_run_all(config: Path, run_dir: Path, *options: str, env: dict[str, str] | None = None) -> float:
+    """Seconds one `harness run-all` process takes; `env` adds to (or replaces in) this process's environment."""
     started = time.perf_counter()
-    subprocess.run([HARNESS, "run-all", "--config", str(config), "--output", str(run_dir)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [HARNESS, "run-all", "--config", str(config), "--output", str(run_dir), *options],
+        check=True, stdout=subprocess.DEVNULL, env={**os.environ, **(env or {})},
+    )
     return time.perf_counter() - started
 
 
