@@ -1,8 +1,9 @@
 """`run-all --executor ray` on a real local Ray instance with 2 CPUs: the local executor's results, a worker
 killed mid-training, two nodes finishing together, and a node failing on a bad setting.
 
-The grid has two points that share their domain node, so the two instruct nodes train at the same
-time, one per CPU. The slow tests run it three times under Ray and once in process:
+The grid has two points that share their domain node. Each training task asks for 0.75 CPU and each
+eval for 0.25, so the two evals that can be ready before the instruct nodes never hold back a training
+task: both instruct nodes start when their parent's merge is done and train side by side. The slow tests run it three times under Ray and once in process:
 `pytest -m slow tests/test_ray_executor.py` (about 25 minutes on 2 CPU cores; see README).
 """
 
@@ -23,12 +24,13 @@ import pytest
 from harness.core.errors import HarnessError
 from harness.run.config import load_config
 from harness.run.grid_results import GridResult
-from harness.run.manifest import Manifest
+from harness.run.manifest import TRAINING_RTOL, Manifest
 from tests.run_files import assert_nothing_complete_is_corrupt, assert_same_results, complete, temporaries
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = ("--set", "arms=[domain, instruct]", "--set", "grid={training.instruct.learning_rate: [0.001, 0.002]}",
         "--set", "eval.suite=[perplexity, similarity]")
+RAY = ("--executor", "ray", "--set", "execution.resources={domain: {num_cpus: 0.75}, instruct: {num_cpus: 0.75}, eval: {num_cpus: 0.25}}")
 NODES = ("domain.p0", "instruct.p0", "instruct.p1")
 NAMES = ("base", *NODES)
 RUN_TIMEOUT_S = 1800
@@ -62,7 +64,7 @@ def local_run(tmp_path_factory, embedded_model_dir) -> Path:
 @pytest.fixture(scope="module")
 def ray_run(tmp_path_factory, embedded_model_dir) -> Path:
     root = tmp_path_factory.mktemp("ray")
-    _succeeded(_run(root / "run", root / "scratch", "--executor", "ray"))
+    _succeeded(_run(root / "run", root / "scratch", *RAY))
     return root / "run"
 
 
@@ -103,9 +105,8 @@ def test_without_ray_the_ray_executor_is_one_line_naming_the_install(tmp_path):
 def test_ray_gives_the_local_executors_metrics_and_replies(local_run, ray_run):
     assert_same_results(ray_run, local_run, NAMES, NODES)
     mine, theirs = GridResult.load(ray_run / "grid.json"), GridResult.load(local_run / "grid.json")
-    assert [(c.arm, c.reference, c.point, c.metric, c.delta.value) for c in mine.cells] == pytest.approx(
-        [(c.arm, c.reference, c.point, c.metric, c.delta.value) for c in theirs.cells], rel=1e-6
-    )
+    assert [(c.arm, c.reference, c.point, c.metric) for c in mine.cells] == [(c.arm, c.reference, c.point, c.metric) for c in theirs.cells]
+    assert [c.delta.value for c in mine.cells] == pytest.approx([c.delta.value for c in theirs.cells], rel=TRAINING_RTOL)
     assert json.loads((ray_run / "run.json").read_text())["executor"] == "ray"
     assert (ray_run / "report.md").is_file() and (ray_run / "report.html").is_file()
 
@@ -119,7 +120,8 @@ def _training_interval(run_dir: Path, node: str) -> tuple[float, float]:
 @pytest.mark.slow
 def test_two_nodes_trained_at_the_same_time_leave_every_run_file_intact(ray_run):
     (start_a, end_a), (start_b, end_b) = (_training_interval(ray_run, node) for node in ("instruct.p0", "instruct.p1"))
-    assert start_a < end_b and start_b < end_a, "the two instruct nodes did not train concurrently"
+    overlap = min(end_a, end_b) - max(start_a, start_b)
+    assert overlap > 0.5 * min(end_a - start_a, end_b - start_b), "the two instruct nodes did not train side by side"
     assert temporaries(ray_run) == []
     assert_nothing_complete_is_corrupt(ray_run)
     assert sorted(p.parent.name for p in complete(ray_run, "checkpoints/*/manifest.json")) == sorted(NAMES)
@@ -161,7 +163,7 @@ def _worker_running(driver: int, task: str) -> int | None:
 @pytest.mark.slow
 def test_a_worker_killed_mid_training_is_retried_to_a_complete_checkpoint_and_the_same_results(local_run, tmp_path):
     run_dir, scratch = tmp_path / "run", tmp_path / "scratch"
-    process = subprocess.Popen(_command(run_dir, "--executor", "ray"), cwd=REPO, env=_env(scratch),
+    process = subprocess.Popen(_command(run_dir, *RAY), cwd=REPO, env=_env(scratch),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     started, killed = time.monotonic(), None
     try:
@@ -189,7 +191,7 @@ def test_a_worker_killed_mid_training_is_retried_to_a_complete_checkpoint_and_th
 @pytest.mark.slow
 def test_a_node_failing_on_a_bad_setting_fails_the_run_naming_it_and_keeps_independent_nodes(tmp_path):
     run_dir = tmp_path / "run"
-    done = _run(run_dir, tmp_path / "scratch", "--executor", "ray", "--set", "grid={training.instruct.batch_size: [2, 100]}",
+    done = _run(run_dir, tmp_path / "scratch", *RAY, "--set", "grid={training.instruct.batch_size: [2, 100]}",
                 "--set", "eval.suite=[perplexity]")
     assert done.returncode == 1
     error = [line for line in done.stderr.splitlines() if line.startswith("error:")]
