@@ -108,7 +108,7 @@ def run_on_ray(ctx: RunContext, *, fresh: bool) -> dict[str, float]:
             for ref in graph.tasks:
                 ray.cancel(ref, force=True)
             raise
-    raise_first_failure(graph, outcomes)
+    raise_for_failed_nodes(graph, outcomes)
     return {name: outcomes[ref].wall_time_s for name, ref in graph.trained.items()}
 
 
@@ -174,7 +174,7 @@ def wait_for(graph: TaskGraph) -> dict[Any, Any]:
     return outcomes
 
 
-def raise_first_failure(graph: TaskGraph, outcomes: dict[Any, Any]) -> None:
+def raise_for_failed_nodes(graph: TaskGraph, outcomes: dict[Any, Any]) -> None:
     """Raise for the nodes that failed themselves (not because an upstream node did): a bug with its traceback,
     else one line naming every such node and what was kept."""
     import ray
