@@ -4,10 +4,10 @@ killed mid-training, two nodes finishing together, and a node failing on a bad s
 The grid has two points that share their domain node. Each training task asks for 0.75 CPU and each
 eval for 0.25, so the two evals that can be ready before the instruct nodes never hold back a training
 task: both instruct nodes start when their parent's merge is done and train side by side (measured:
-120 and 118 s of training, 111 s of it together, finished 7 s apart). The slow tests run the grid
-three times under Ray and once in process: `pytest -m slow tests/test_ray_executor.py` (33 minutes
-on a shared, loaded 2-core machine with the equality, kill and failure tests in three parallel
-sessions; see README).
+21.0 and 21.8 s of training, 19.8 s of it together, finished 2 s apart; under heavy load 120 and
+118 s, 111 s together). The slow tests run the grid three times under Ray and once in process:
+`pytest -m slow tests/test_ray_executor.py` (as three parallel sessions, `-k` on the equality, kill
+and failure tests: 6 minutes at load average 3 to 5 on 2 cores, 33 at 7 to 14; see README).
 """
 
 from __future__ import annotations
