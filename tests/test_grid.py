@@ -51,7 +51,8 @@ def test_without_a_grid_the_nodes_are_the_table():
     "override, message",
     [
         ("grid={lora.rank: [4]}", r"grid.lora.rank: unknown key `lora.rank`"),
-        ("grid={eval.limit: [4]}", r"override `eval.limit` is not per-arm"),
+        ("grid={eval.limit: [4]}", r"grid.eval.limit: `eval.limit` is an eval setting.*compare eval settings as separate runs"),
+        ("grid={model.name: [x]}", r"grid.model.name: `model.name` is not per-arm"),
         ("grid={lora.r: []}", r"grid.lora.r: give at least one value"),
         ("seeds=[1, 1]", r"seeds: \[1, 1\] repeats a seed"),
     ],

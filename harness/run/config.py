@@ -519,7 +519,7 @@ class HarnessConfig(Strict):
                 raise ValueError(f"grid.{axis}: give at least one value")
             for value in values:
                 settings = value if isinstance(value, dict) else {axis: value}
-                check_overridable(settings)
+                check_overridable(settings, f"grid.{axis}")
                 self._with_overrides(settings, info.context, f"grid.{axis}")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: {self.seeds} repeats a seed; list each replicate once")

@@ -24,12 +24,18 @@ OVERRIDABLE_KEYS = ("seed", "model.quantization")
 is measured on the same items with the same settings."""
 
 
-def check_overridable(settings: dict[str, Any]) -> None:
-    """Refuse a setting an arm (or a grid axis) may not change for itself."""
+def check_overridable(settings: dict[str, Any], where: str | None = None) -> None:
+    """Refuse a setting an arm (or the grid axis `where`) may not change for itself."""
     allowed = ", ".join([*(f"{section}*" for section in OVERRIDABLE_SECTIONS), *OVERRIDABLE_KEYS])
+    prefix = f"{where}: " if where else ""
     for key in settings:
+        if key.startswith("eval."):
+            raise ValueError(
+                f"{prefix}`{key}` is an eval setting, and every checkpoint of a run is measured with the run's eval settings; "
+                f"arms and grid axes vary {allowed}; compare eval settings as separate runs (--set {key}=... --output ...)"
+            )
         if key not in OVERRIDABLE_KEYS and not key.startswith(OVERRIDABLE_SECTIONS):
-            raise ValueError(f"override `{key}` is not per-arm; an arm may override {allowed}")
+            raise ValueError(f"{prefix}`{key}` is not per-arm; arms and grid axes vary {allowed}")
 
 
 def plain_name(value: str, what: str) -> str:
