@@ -1,6 +1,6 @@
 """What a grid run found: each arm and contrast at each grid point, and each axis's main effect, over seeds and items.
 
-Reads the per-sample logs of the plan's nodes (never a model) and writes `grid.json` in the run directory: for
+Reads the per-sample logs of the plan's evaluations (never a model) and writes `grid.json` in the run directory: for
 every contrast of the arms table (each arm vs base, vs its parent, and the named ones), every grid
 point and every metric, the paired delta averaged over seeds with an interval that includes training
 randomness (`harness.evals.seed_stats`), the between-seed SD, the item-only interval and how many
@@ -26,7 +26,7 @@ from harness.run.lineage import Contrast
 from harness.run.results import SampleRecord, read_samples
 
 SampleReader = Callable[[str, str], list[SampleRecord]]
-"""(node, eval name) -> that node's per-sample records."""
+"""(evaluation, eval name) -> that evaluation's per-sample records."""
 
 
 def _matrix(records: list[list[SampleRecord]], metric: MetricSpec, items: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +86,7 @@ def _seeded_value(estimate: SeededEstimate, per_replicate: list[float], *, with_
 
 
 def _pairs(plan: Plan, contrast: Contrast, points: list[GridPoint]) -> list[tuple[str, str]]:
-    return [(plan.node(contrast.arm, p.id, s), plan.node(contrast.reference, p.id, s)) for p in points for s in plan.seeds]
+    return [(plan.result(contrast.arm, p.id, s), plan.result(contrast.reference, p.id, s)) for p in points for s in plan.seeds]
 
 
 def grid_results(config: HarnessConfig, read: SampleReader) -> GridResult:
@@ -97,7 +97,7 @@ def grid_results(config: HarnessConfig, read: SampleReader) -> GridResult:
     for arm in config.table.arms:
         for eval_name, metric in specs:
             for point in plan.points:
-                nodes = [plan.node(arm.name, point.id, seed) for seed in plan.seeds]
+                nodes = [plan.result(arm.name, point.id, seed) for seed in plan.seeds]
                 value = _arm_value(nodes, eval_name, metric, read, config)
                 if value is not None:
                     arm_values.append(ArmValue(arm=arm.name, point=point.id, metric=metric.name, value=value))

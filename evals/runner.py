@@ -237,7 +237,7 @@ def add_deltas(run_dir: Path, config: HarnessConfig, names: Sequence[str]) -> di
     results = {n: result for n in dict.fromkeys(names) if (result := load_result(run_dir, n)) is not None}
     for result in results.values():
         result.deltas = {}
-    for name, reference in config.lineage.pairs_among(list(results)):
+    for name, reference in config.plan.pairs_among(list(results)):
         result = results[name]
         for eval_name in result.evals.keys() & results[reference].evals.keys() & set(registered_evals()):
             spec = get_eval(eval_name)

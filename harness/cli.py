@@ -252,7 +252,7 @@ def eval_command(
             cfg, ckpt, data, run_dir, suite=names, limit=limit, lm_eval_tasks=tasks, lm_eval_include_path=lm_eval_include_path,
             results_dir=out_dir,
         )
-        add_deltas(out_dir, cfg, [*cfg.lineage.checkpoint_order(), result.checkpoint.name])
+        add_deltas(out_dir, cfg, [*cfg.evaluation_names, result.checkpoint.name])
     _results_table(out_dir, [result.checkpoint.name])
     written = RunLayout(out_dir)
     _print_paths("Wrote", [written.result(result.checkpoint.name), written.samples_of(result.checkpoint.name)])

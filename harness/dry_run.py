@@ -19,6 +19,7 @@ from harness.core.console import console, shown
 from harness.run.config import HarnessConfig
 from harness.core.errors import HarnessError
 from harness.run.layout import MANIFEST_FILE, RunLayout
+from harness.run.lineage import BASE
 from harness.run.manifest import Manifest
 
 
@@ -94,9 +95,11 @@ def show_plan(config: HarnessConfig) -> None:
                       f"{tokens:,}", f"{seconds / 60:.1f} min")
     console.print(table)
     members, nodes = len(plan.members), len(plan.lineage.arms)
+    base_evaluations = sum(1 for evaluation in plan.evaluations if evaluation.checkpoint == BASE)
     console.print(
         f"{len(config.table.arms)} table arm(s) x {len(plan.points)} grid point(s) x {len(plan.seeds)} seed(s) = {members} "
-        f"arm instances -> {nodes} trained node(s) ({members - nodes} shared), {nodes + 1} evaluated (base once)"
+        f"arm instances -> {nodes} trained node(s) ({members - nodes} shared), {len(plan.evaluations)} evaluated "
+        + ("(base once)" if base_evaluations == 1 else f"(each checkpoint once per eval setting: base {base_evaluations} times)")
     )
     note = (
         f"; {from_machine} node(s) estimated from this machine's matmul rate ({gflops:.0f} GFLOP/s) at the benchmark's "

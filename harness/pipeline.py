@@ -8,6 +8,7 @@ removes an earlier step's output.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import errno
 import fcntl
@@ -276,21 +277,24 @@ def check_leakage(ctx: RunContext) -> DataInspection:
 
 
 def evaluate_node(ctx: RunContext, name: str, *, fresh: bool = False) -> EvalResult:
-    """The eval suite on checkpoint `name` of the run (reused when up to date, unless `fresh`)."""
+    """Evaluation `name` of the run: the eval suite on its checkpoint with its eval settings (reused when up to
+    date, unless `fresh`)."""
     from harness.evals.runner import evaluate_checkpoint
     from harness.models.checkpoints import resolve_arm
 
-    return evaluate_checkpoint(ctx.config, resolve_arm(ctx.config, ctx.run_dir, name), ctx.data, ctx.run_dir, reuse=not fresh)
+    config = ctx.config.evaluation_config(name)
+    checkpoint = dataclasses.replace(resolve_arm(config, ctx.run_dir, ctx.config.plan.evaluation(name).checkpoint), name=name)
+    return evaluate_checkpoint(config, checkpoint, ctx.data, ctx.run_dir, reuse=not fresh)
 
 
 def run_locally(ctx: RunContext, *, fresh: bool) -> dict[str, float]:
-    """The default executor: every node in this process, in training order, then every checkpoint's evals.
+    """The default executor: every node in this process, in training order, then every evaluation.
 
     Returns each trained node's wall time. Under a multi-process launch only the main process evaluates.
     """
     stage_wall_times = {arm.name: train_arm(ctx, arm, fresh=fresh).wall_time_s for arm in ctx.config.lineage.training_order()}
     if is_main_process():
-        for name in ctx.config.lineage.checkpoint_order():
+        for name in ctx.config.evaluation_names:
             raise_if_interrupted()
             evaluate_node(ctx, name, fresh=fresh)
     return stage_wall_times
@@ -312,7 +316,8 @@ def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> Run
     from harness.evals.runner import check_eval_settings
     from harness.reports.trackers import check_trackers
 
-    check_eval_settings(config)
+    for name in config.evaluation_names:
+        check_eval_settings(config.evaluation_config(name))
     check_trackers(config.tracking)
     check_executor(config)
     started_at = dt.datetime.now(dt.timezone.utc)
@@ -326,7 +331,7 @@ def run_all(config: HarnessConfig, run_dir: Path, *, fresh: bool = False) -> Run
             stage_wall_times = run_on_ray(ctx, fresh=fresh)
         else:
             stage_wall_times = run_locally(ctx, fresh=fresh)
-        names = config.lineage.checkpoint_order()
+        names = config.evaluation_names
         if not is_main_process():
             return RunOutcome(RunRecord(arms=names, stage_wall_times=stage_wall_times, wall_time_s=time.perf_counter() - started), [], [])
         compare_checkpoints(config, run_dir, names)
@@ -395,8 +400,8 @@ def rescore_run(config: HarnessConfig, run_dir: Path) -> Rescored:
         saved = [path.stem for path in sorted(RunLayout(run_dir).results_dir.glob("*.json"))]
         if not saved:
             raise HarnessError(f"{run_dir}: no results/*.json to rescore; run `harness run-all` or `harness eval` first")
-        names = in_lineage_order(saved, config.lineage.checkpoint_order())
-        stale = [str(line) for name in names for line in rescore_result(run_dir, name, config)[1]]
+        names = in_lineage_order(saved, config.evaluation_names)
+        stale = [str(line) for name in names for line in rescore_result(run_dir, name, config.evaluation_config(name))[1]]
         compare_checkpoints(config, run_dir, names)
         report_files, tracked = publish_results(config, run_dir)
     return Rescored(names, stale, report_files, tracked)

@@ -141,7 +141,8 @@ class TaskGraph:
 
 
 def submit_plan(shared: Any, ctx: RunContext, *, fresh: bool) -> TaskGraph:
-    """One task per training node (after its parent's merge), one merge per parent with children, one eval per checkpoint."""
+    """One task per training node (after its parent's merge), one merge per parent with children, one eval per
+    evaluation (each checkpoint at each eval setting, after its training)."""
     lineage = ctx.config.lineage
     graph, merged = TaskGraph(ctx.config.execution, console.width), {}
     for arm in lineage.training_order():
@@ -152,8 +153,8 @@ def submit_plan(shared: Any, ctx: RunContext, *, fresh: bool) -> TaskGraph:
                 merged[parent.name] = graph.submit(merge_task, parent.stage, f"merge {parent.name}", graph.trained[parent.name], shared, parent.name)
             start = merged[parent.name]
         graph.trained[arm.name] = graph.submit(train_task, arm.stage, f"train {arm.name}", start, shared, arm.name, fresh)
-    for name in lineage.checkpoint_order():
-        graph.submit(eval_task, "eval", f"eval {name}", graph.trained.get(name), shared, name, fresh)
+    for evaluation in ctx.config.plan.evaluations:
+        graph.submit(eval_task, "eval", f"eval {evaluation.name}", graph.trained.get(evaluation.checkpoint), shared, evaluation.name, fresh)
     return graph
 
 
@@ -238,7 +239,7 @@ def merge_task(ctx: RunContext, name: str, resources: TaskResources, width: int,
 
 
 def eval_task(ctx: RunContext, name: str, fresh: bool, resources: TaskResources, width: int, _trained: Any) -> float:
-    """The eval suite on checkpoint `name`; its wall time."""
+    """Evaluation `name` (a checkpoint at an eval setting); its wall time."""
     ctx = _take_up(ctx, resources, width)
     results = ctx.layout.result(name)
     remove_leftovers_in(results.parent, lambda final: final == results.name)

@@ -81,6 +81,9 @@ class ModelCardView:
     data_fingerprints: list[tuple[str, str]]
     data_groups: list[DataGroup]
     evaluated: bool
+    scored_as: list[str]
+    """The results the card's figures come from (first) and the node's others, when a grid axis over eval
+    settings scored it more than once (`NODE@e0`, `NODE@e1`, ...)."""
     limit: int | None
     results: list[ResultRow]
     deltas: list[DeltaRow]
@@ -240,7 +243,8 @@ def model_card_view(view: RunView, name: str) -> ModelCardView:
     chain = _ancestors(view, manifest)
     datasets = list(dict.fromkeys(source for _, m in [*chain, (name, manifest)] for source in _training_data(m)))
     fingerprints = _run_fingerprints(view)
-    result = view.results.get(name)
+    scored_as = [n for n in view.results if n == name or n.startswith(f"{name}@")]
+    result = view.results[scored_as[0]] if scored_as else None
     run = str(view.config.get("name") or view.run_dir.name)
     return ModelCardView(
         metadata=MarkdownSafe(card_metadata(f"{run}/{name}", manifest, result, datasets, fingerprints)),
@@ -260,6 +264,7 @@ def model_card_view(view: RunView, name: str) -> ModelCardView:
         data_fingerprints=sorted(manifest.data_fingerprints.items()),
         data_groups=[DataGroup(g.name, g.rows, [t for t in g.tables if t.name == "documents"]) for g in data_inspect_groups(view)],
         evaluated=result is not None,
+        scored_as=scored_as,
         limit=result.limit if result else None,
         results=_result_rows(result, fingerprints) if result else [],
         deltas=delta_rows({name: result}) if result else [],

@@ -47,11 +47,38 @@ def test_without_a_grid_the_nodes_are_the_table():
     assert [a.name for a in config.lineage.arms] == [a.name for a in config.table.training_order()]
 
 
+EVAL_AXIS = "grid={training.instruct.learning_rate: [0.001, 0.002], eval.generation.max_new_tokens: [8, 16]}"
+
+
+def test_an_eval_axis_shares_every_node_and_measures_each_checkpoint_once_per_eval_setting():
+    config = load_config(TINY, ["arms=[domain, instruct]", EVAL_AXIS])
+    plan = config.plan
+    assert [a.name for a in plan.lineage.arms] == ["domain.p0", "instruct.p0", "instruct.p2"], "eval settings train nothing"
+    assert config.evaluation_names == [
+        "base@e0", "domain.p0@e0", "instruct.p0@e0", "instruct.p2@e0", "base@e1", "domain.p0@e1", "instruct.p0@e1", "instruct.p2@e1",
+    ]
+    assert plan.result("base", "p1", 0) == "base@e1" and plan.result("instruct", "p3", 0) == "instruct.p2@e1"
+    assert plan.evaluation("instruct.p2@e1").checkpoint == "instruct.p2"
+    assert config.evaluation_config("instruct.p2@e1").eval.generation.max_new_tokens == 16
+    assert config.evaluation_config("base@e0").eval.generation.max_new_tokens == 8
+    assert config.arm_config("instruct.p2").training.instruct.learning_rate == 0.002
+    pairs = plan.pairs_among(config.evaluation_names)
+    assert ("instruct.p2@e1", "domain.p0@e1") in pairs and ("instruct.p0@e0", "base@e0") in pairs
+    assert all(a.split("@")[1] == b.split("@")[1] for a, b in pairs), "a delta never mixes eval settings"
+
+
+def test_one_eval_setting_keeps_the_node_names_as_results_names():
+    config = load_config(TINY, ["arms=[domain]", "grid={eval.limit: [3]}"])
+    assert config.evaluation_names == ["base", "domain"]
+    assert config.evaluation_config("domain").eval.limit == 3 and config.eval.limit != 3
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
         ("grid={lora.rank: [4]}", r"grid.lora.rank: unknown key `lora.rank`"),
-        ("grid={eval.limit: [4]}", r"grid.eval.limit: `eval.limit` is an eval setting.*compare eval settings as separate runs"),
+        ("grid={eval.limit: [0]}", r"grid.eval.limit: .*eval.limit"),
+        ("grid={eval.nonsense: [1]}", r"grid.eval.nonsense: unknown key `eval.nonsense`"),
         ("grid={model.name: [x]}", r"grid.model.name: `model.name` is not per-arm"),
         ("grid={lora.r: []}", r"grid.lora.r: give at least one value"),
         ("seeds=[1, 1]", r"seeds: \[1, 1\] repeats a seed"),
@@ -66,8 +93,8 @@ GRID = ["arms=[domain, instruct]", "grid={training.instruct.learning_rate: [0.00
         "eval.suite=[perplexity, similarity]"]
 
 
-def _run_all(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    sets = [item for override in GRID for item in ("--set", override)]
+def _run_all(run_dir: Path, *extra: str, grid: list[str] = GRID) -> subprocess.CompletedProcess:
+    sets = [item for override in grid for item in ("--set", override)]
     return subprocess.run(
         [sys.executable, "-m", "harness", "run-all", "--config", str(TINY), "--output", str(run_dir), *sets, *extra],
         cwd=REPO, capture_output=True, text=True, timeout=1800,
@@ -132,3 +159,27 @@ def test_every_arm_has_its_mean_over_seeds_in_the_grid_results_and_the_report(gr
     assert instruct.ci_low <= instruct.value <= instruct.ci_high
     report = (grid_run / "report.md").read_text(encoding="utf-8")
     assert "Per arm, mean over seeds" in report and "instruct @ p1" in report
+
+
+EVAL_GRID = ["arms=[domain]", "grid={eval.generation.max_new_tokens: [4, 12]}", "eval.suite=[perplexity, similarity]"]
+
+
+def test_a_grid_over_an_eval_setting_trains_once_and_scores_base_once_per_setting(tmp_path, embedded_model_dir):
+    run_dir = tmp_path / "run"
+    first = _run_all(run_dir, grid=EVAL_GRID)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["base", "domain.p0"]
+    results = {p.stem: json.loads(p.read_text()) for p in (run_dir / "results").glob("*.json")}
+    assert sorted(results) == ["base@e0", "base@e1", "domain.p0@e0", "domain.p0@e1"]
+    for name, budget in [("base@e0", 4), ("base@e1", 12), ("domain.p0@e1", 12)]:
+        assert results[name]["evals"]["similarity"]["details"]["max_new_tokens"] == budget
+    assert results["base@e0"]["metrics"]["heldout_perplexity"] == results["base@e1"]["metrics"]["heldout_perplexity"]
+    assert results["base@e0"]["metrics"]["rougeL"] != results["base@e1"]["metrics"]["rougeL"], "the budget changes the replies"
+    assert set(results["domain.p0@e1"]["deltas"]["heldout_perplexity"]) == {"base@e1"}
+    grid = GridResult.load(run_dir / "grid.json")
+    effects = {(e.arm, e.axis, e.value, e.metric) for e in grid.main_effects}
+    assert ("domain", "eval.generation.max_new_tokens", "12", "rougeL") in effects
+    second = _run_all(run_dir, grid=EVAL_GRID)
+    out = second.stdout + second.stderr
+    assert second.returncode == 0 and out.count("checkpoint is up to date, skipping") == 1
+    assert out.count("results are up to date, skipping") == 4

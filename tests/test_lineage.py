@@ -74,7 +74,7 @@ def test_the_classic_names_pick_rows_of_the_classic_table():
         ("[{name: a, stage: domain, parent: b}, {name: b, stage: domain, parent: a}]", r"parents lead back to itself"),
         ("[{name: a, stage: domain}, {name: a, stage: instruct}]", r"arms: a appears more than once"),
         ("[{name: a, stage: domain, overrides: {lora.rank: 4}}]", r"arms\[0\] \(a\)\.overrides: unknown key `lora.rank`"),
-        ("[{name: a, stage: domain, overrides: {eval.limit: 4}}]", r"`eval.limit` is an eval setting, and every checkpoint of a run is measured with the run's eval settings"),
+        ("[{name: a, stage: domain, overrides: {eval.limit: 4}}]", r"`eval.limit` is an eval setting.*vary eval settings on a grid axis \(grid: \{eval.limit: \[...\]\}\)"),
         ("[{name: a, stage: domain, overrides: {training.domain.learning_rate: -1}}]", r"arms\[0\] \(a\)\.overrides: key `training.domain.learning_rate`"),
         ("[{name: base, stage: domain}]", r"`base` is the untrained start model"),
         ("[{name: a, stage: pretrain}]", r"arms.0.stage"),

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from harness.core.errors import HarnessError
 from harness.run.grid import Plan, expand_plan, grid_points
-from harness.run.lineage import CLASSIC_ARMS, CLASSIC_COMPARISONS, ArmSpec, ComparisonSpec, Lineage, check_overridable, expand_named_arms, plain_name
+from harness.run.lineage import CLASSIC_ARMS, CLASSIC_COMPARISONS, ArmSpec, ComparisonSpec, Lineage, check_overridable, expand_named_arms, is_eval_setting, plain_name
 from harness.core.jsonl import not_utf8
 
 
@@ -483,8 +483,8 @@ class HarnessConfig(Strict):
     comparisons: list[ComparisonSpec] = list(CLASSIC_COMPARISONS)
     """Named contrasts beyond every arm vs base and vs its parent; unset: the classic ones among `arms`."""
     grid: dict[str, list[Any]] = {}
-    """Axes over per-arm settings, crossed (harness/run/grid.py): `lora.r: [4, 16]`, or a name whose values
-    are mappings of settings that move together."""
+    """Axes over per-arm settings or eval settings, crossed (harness/run/grid.py): `lora.r: [4, 16]`, or a name
+    whose values are mappings of settings that move together."""
     seeds: list[int] = []
     """Seed replicates of every grid point; empty: the one `seed`."""
     eval: EvalConfig = EvalConfig()
@@ -519,7 +519,7 @@ class HarnessConfig(Strict):
                 raise ValueError(f"grid.{axis}: give at least one value")
             for value in values:
                 settings = value if isinstance(value, dict) else {axis: value}
-                check_overridable(settings, f"grid.{axis}")
+                check_overridable({key: v for key, v in settings.items() if not is_eval_setting(key)}, f"grid.{axis}")
                 self._with_overrides(settings, info.context, f"grid.{axis}")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: {self.seeds} repeats a seed; list each replicate once")
@@ -545,6 +545,16 @@ class HarnessConfig(Strict):
         """The settings arm (node) `name` trains with: this config plus the arm's own overrides."""
         overrides = self.lineage.arm(name).overrides
         return self._with_overrides(overrides, None, f"arm {name}") if overrides else self
+
+    def evaluation_config(self, name: str) -> HarnessConfig:
+        """The settings evaluation `name` (harness/run/grid.py) is measured with: the run's, plus its grid point's eval settings."""
+        settings = self.plan.evaluation(name).eval_settings
+        return self._with_overrides(settings, None, f"evaluation {name}") if settings else self
+
+    @property
+    def evaluation_names(self) -> list[str]:
+        """The results a run writes, in order: each checkpoint at each eval setting it is needed at."""
+        return [evaluation.name for evaluation in self.plan.evaluations]
 
     def _node_key(self, arm: ArmSpec) -> str:
         """Everything that makes two nodes train the same thing: stage, parent node, and the stage's effective settings."""

@@ -21,21 +21,27 @@ Stage = Literal["domain", "instruct"]
 OVERRIDABLE_SECTIONS = ("lora.", "training.", "data.domain.", "data.counseling.")
 OVERRIDABLE_KEYS = ("seed", "model.quantization")
 """Settings an arm may change for itself; evals, the model and safety data stay the run's, so every arm
-is measured on the same items with the same settings."""
+is measured on the same items with the same settings (a grid axis may vary eval settings for every arm at once)."""
+
+
+def is_eval_setting(key: str) -> bool:
+    """Whether dotted setting `key` changes how checkpoints are measured, not what is trained."""
+    return key.startswith("eval.")
 
 
 def check_overridable(settings: dict[str, Any], where: str | None = None) -> None:
-    """Refuse a setting an arm (or the grid axis `where`) may not change for itself."""
+    """Refuse a setting an arm (or the grid axis `where`) may not change for itself; eval settings vary only
+    on a grid axis, where every checkpoint of a point is measured with them."""
     allowed = ", ".join([*(f"{section}*" for section in OVERRIDABLE_SECTIONS), *OVERRIDABLE_KEYS])
     prefix = f"{where}: " if where else ""
     for key in settings:
-        if key.startswith("eval."):
+        if is_eval_setting(key):
             raise ValueError(
-                f"{prefix}`{key}` is an eval setting, and every checkpoint of a run is measured with the run's eval settings; "
-                f"arms and grid axes vary {allowed}; compare eval settings as separate runs (--set {key}=... --output ...)"
+                f"{prefix}`{key}` is an eval setting, and an arm is measured with the same eval settings as the checkpoints "
+                f"it is compared with; arms vary {allowed}; vary eval settings on a grid axis (grid: {{{key}: [...]}})"
             )
         if key not in OVERRIDABLE_KEYS and not key.startswith(OVERRIDABLE_SECTIONS):
-            raise ValueError(f"{prefix}`{key}` is not per-arm; arms and grid axes vary {allowed}")
+            raise ValueError(f"{prefix}`{key}` is not per-arm; arms and grid axes vary {allowed}, and grid axes also eval.*")
 
 
 def plain_name(value: str, what: str) -> str:
