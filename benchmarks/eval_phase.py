@@ -1,7 +1,8 @@
 """One checkpoint's eval phase of the default `run-all` (perplexity, counseling replies, safety), as it was and as it is.
 
-As it was: `model.generate` with its own cache at batch 16, weights left in the checkpoint's memory map.
-As it is: the in-place decoder at `batch_size: auto`, resident weights. Each evaluation starts from an
+As it was: `model.generate` with its own cache at batch 16, each eval's prompts on their own, weights left
+in the checkpoint's memory map. As it is: the in-place decoder at `batch_size: auto` over every generation
+eval's prompts at once (each with its eval's budget), resident weights. Each evaluation starts from an
 empty run directory (no cached replies) and loads its model as `run-all` does; the two run in turns, the
 order alternating, so that drift in the machine's speed hits both. The base checkpoint stands for every
 arm: each arm evaluates the same items, an adapter adds a little to every forward pass.
@@ -23,6 +24,7 @@ def _as_it_was() -> contextlib.ExitStack:
     stack = contextlib.ExitStack()
     stack.enter_context(mock.patch("harness.evals.greedy_decoding.attends_to_full_context", return_value=False))
     stack.enter_context(mock.patch("harness.models.loading._copy_out_of_checkpoint_mapping", lambda model: None))
+    stack.enter_context(mock.patch("harness.evals.runner.generate_together", lambda context, specs: None))
     return stack
 
 

@@ -4,6 +4,8 @@ Prompts are chat-templated with `harness.data.chat.render_chat` (the format SFT 
 sorted by length and cut into batches (so little compute goes to padding), and handed to a
 generation backend: transformers by default (left padding, KV cache), or vLLM for GPU users
 (`eval.generation.backend: vllm`, see evals/vllm_backend.py). Replies come back in the caller's order.
+`Generator.prefetch` does this once for all generation evals of a checkpoint, each prompt with its
+eval's reply budget, so one pass over large batches serves them all.
 The disk cache sits above the backend: each reply is cached under a sha256 of everything that can
 change it (backend name and settings, model fingerprint, dtype and quantization, the full templated
 prompt, generation settings, library versions), one small JSON file per entry written atomically, so a
@@ -58,8 +60,9 @@ class GenerationBackend(Protocol):
         """Everything besides the prompt and `max_new_tokens` that can change a greedy reply (dtype, versions, ...)."""
         ...
 
-    def generate(self, prompt_ids: list[list[int]], *, max_new_tokens: int) -> list[Generation]:
-        """Greedy replies to templated, tokenized prompts, in order (see `decode_reply`)."""
+    def generate(self, prompt_ids: list[list[int]], *, budgets: list[int]) -> list[Generation]:
+        """Greedy replies to templated, tokenized prompts, in order, each at most its own budget of new tokens
+        (see `decode_reply`)."""
         ...
 
     def rows_that_fit(self, width: int, max_new_tokens: int) -> int:
@@ -116,15 +119,14 @@ class TransformersBackend:
             "torch": torch.__version__,
         }
 
-    def generate(self, prompt_ids: list[list[int]], *, max_new_tokens: int) -> list[Generation]:
+    def generate(self, prompt_ids: list[list[int]], *, budgets: list[int]) -> list[Generation]:
         import torch
 
         device = self.model.device
         autocast = torch.autocast(device.type, dtype=torch.bfloat16) if self.autocast_bf16 else contextlib.nullcontext()
         with autocast:
             replies = self.decode(
-                self.model, prompt_ids, [max_new_tokens] * len(prompt_ids),
-                stop_token_ids=self.stop_token_ids, pad_token_id=self.tokenizer.pad_token_id,
+                self.model, prompt_ids, budgets, stop_token_ids=self.stop_token_ids, pad_token_id=self.tokenizer.pad_token_id,
             )
         return [decode_reply(self.tokenizer, reply, self.stop_token_ids) for reply in replies]
 
@@ -173,6 +175,8 @@ class Generator:
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._ready: dict[str, Generation] = {}
+        """Replies generated or read by this generator and its `with_max_new_tokens` copies, by cache key."""
         self._settings_identity = {
             "backend": self.backend.name,
             **self.backend.identity(),
@@ -187,7 +191,8 @@ class Generator:
         return self.backend.stop_token_ids
 
     def with_max_new_tokens(self, max_new_tokens: int) -> Generator:
-        """This model, backend and cache with another reply budget: each eval has its own (`budget_for`)."""
+        """This model, backend, disk cache and generated replies with another reply budget: each eval has its own
+        (`budget_for`)."""
         if max_new_tokens == self.max_new_tokens:
             return self
         other = copy.copy(self)
@@ -214,32 +219,51 @@ class Generator:
         """One reply per conversation, in input order; `on_progress(n)` is told each time n more are done."""
         prompts = [self.templated_prompt(messages) for messages in conversations]
         keys = [self.cache_key(prompt) for prompt in prompts]
-        prompt_of = dict(zip(keys, prompts, strict=True))
-        uses = Counter(keys)
-        done = {key: cached for key in prompt_of if (cached := self._read_cache(key)) is not None}
-        if on_progress is not None and done:
-            on_progress(sum(uses[key] for key in done))
-        encoded = {
-            key: self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            for key, prompt in prompt_of.items()
-            if key not in done
-        }
-        for batch in self.batches(encoded):
-            replies = self.backend.generate([encoded[key] for key in batch], max_new_tokens=self.max_new_tokens)
+        self._generate_missing(dict(zip(keys, ((prompt, self.max_new_tokens) for prompt in prompts))), Counter(keys), on_progress)
+        return [self._ready[key] for key in keys]
+
+    def prefetch(self, requests: Sequence[tuple[int, Sequence[Messages]]]) -> None:
+        """Generate the replies of several evals in one pass: (reply budget, conversations) each, every prompt
+        with its own budget in the same length-ordered batches. Later `generate` calls on this generator or
+        its `with_max_new_tokens` copies are then served what was generated; greedy replies do not depend on
+        their batch-mates (fp32), so they are the ones each eval would have generated alone."""
+        wanted: dict[str, tuple[str, int]] = {}
+        for budget, conversations in requests:
+            at_budget = self.with_max_new_tokens(budget)
+            for messages in conversations:
+                prompt = at_budget.templated_prompt(messages)
+                wanted[at_budget.cache_key(prompt)] = (prompt, budget)
+        self._generate_missing(wanted, Counter(wanted), None)
+
+    def _generate_missing(
+        self, wanted: dict[str, tuple[str, int]], uses: Counter[str], on_progress: Callable[[int], None] | None
+    ) -> None:
+        """Put a reply for every key of `wanted` (its prompt and budget) in `_ready`: from there, the disk cache,
+        or the backend, in batches, writing the disk cache as they finish."""
+        for key in wanted.keys() - self._ready.keys():
+            if (cached := self._read_cache(key)) is not None:
+                self._ready[key] = cached
+        missing = {key: wanted[key] for key in wanted if key not in self._ready}
+        if on_progress is not None and len(missing) < len(wanted):
+            on_progress(sum(uses[key] for key in wanted if key not in missing))
+        encoded = {key: self.tokenizer(prompt, add_special_tokens=False)["input_ids"] for key, (prompt, _) in missing.items()}
+        for batch in self.batches(encoded, max((budget for _, budget in missing.values()), default=self.max_new_tokens)):
+            replies = self.backend.generate([encoded[key] for key in batch], budgets=[missing[key][1] for key in batch])
             for key, generation in zip(batch, replies, strict=True):
-                done[key] = generation
-                self._write_cache(key, prompt_of[key], generation)
+                self._ready[key] = generation
+                self._write_cache(key, *missing[key], generation)
             if on_progress is not None:
                 on_progress(sum(uses[key] for key in batch))
-        return [done[key] for key in keys]
 
-    def batches(self, prompt_ids: dict[Any, list[int]]) -> list[list[Any]]:
+    def batches(self, prompt_ids: dict[Any, list[int]], max_new_tokens: int | None = None) -> list[list[Any]]:
         """The keys of `prompt_ids` in the batches they are generated in: in length order (little padding),
-        `batch_size` at a time, or as many as the backend says fit."""
+        `batch_size` at a time, or as many as the backend says fit with `max_new_tokens` (default: this
+        generator's budget) of room each."""
         by_length = sorted(prompt_ids, key=lambda key: len(prompt_ids[key]))
         if not by_length:
             return []
-        rows = self.batch_size or self.backend.rows_that_fit(len(prompt_ids[by_length[-1]]), self.max_new_tokens)
+        budget = max_new_tokens or self.max_new_tokens
+        rows = self.batch_size or self.backend.rows_that_fit(len(prompt_ids[by_length[-1]]), budget)
         return [by_length[start : start + rows] for start in range(0, len(by_length), rows)]
 
     def _cache_file(self, key: str) -> Path | None:
@@ -252,7 +276,7 @@ class Generator:
         entry = json.loads(path.read_text(encoding="utf-8"))
         return Generation(text=entry["text"], n_new_tokens=entry["n_new_tokens"], hit_token_cap=entry["hit_token_cap"])
 
-    def _write_cache(self, key: str, prompt: str, generation: Generation) -> None:
+    def _write_cache(self, key: str, prompt: str, max_new_tokens: int, generation: Generation) -> None:
         path = self._cache_file(key)
         if path is None:
             return
@@ -260,7 +284,7 @@ class Generator:
             "backend": self.backend.name,
             "model_fingerprint": self.model_fingerprint,
             "prompt": prompt,
-            "max_new_tokens": self.max_new_tokens,
+            "max_new_tokens": max_new_tokens,
             "text": generation.text,
             "n_new_tokens": generation.n_new_tokens,
             "hit_token_cap": generation.hit_token_cap,

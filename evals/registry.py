@@ -51,6 +51,9 @@ class EvalSpec:
     metrics: tuple[MetricSpec, ...]
     run: Callable[[EvalContext], EvalOutput]
     needs_generation: bool = False
+    conversations: Callable[[EvalContext], list[list[dict[str, str]]]] | None = None
+    """The chats a generation eval will ask the model, for the runner to decode every such eval's prompts in
+    one pass (`Generator.prefetch`) before the evals run; None: the eval generates on its own."""
     scorer_version: int = 1
     """Raised by one whenever how an item is scored changes (a new detector, a fixed metric). Results
     save it per eval, so a result an older scorer produced can be told apart and scored again."""

@@ -185,10 +185,13 @@ def evaluate_checkpoint(
         limit=limit,
         work_dir=out_dir,
     )
+    joint = generate_together(context, specs)
     metrics, infos = {}, {}
     for spec in specs:
         metrics_of_spec, infos[spec.name] = _run_one(spec, context, config, out_dir, ckpt.name)
         metrics.update(metrics_of_spec)
+    if joint is not None:
+        infos[JOINT_GENERATION] = joint
     if lm_eval_tasks:
         settings = config.eval.perplexity
         lm_eval_metrics, infos["lm_eval"] = run_lm_eval_tasks(
@@ -208,6 +211,28 @@ def evaluate_checkpoint(
     )
     result.save(path)
     return result
+
+
+JOINT_GENERATION = "generation"
+"""Where results keep the one pass that decoded several evals' replies (its time is not in theirs)."""
+
+
+def generate_together(context: EvalContext, specs: Sequence[EvalSpec]) -> EvalInfo | None:
+    """Decode the prompts of every generation eval in `specs` in one pass, each at its eval's budget: fewer,
+    larger batches than eval by eval, and the same greedy replies (tests/test_generate.py). What the pass
+    took, or None when fewer than two evals generate."""
+    asking = [spec for spec in specs if spec.needs_generation and spec.conversations is not None]
+    if len(asking) < 2:
+        return None
+    started = time.perf_counter()
+    requests = [(context.config.eval.generation.budget_for(spec.name), spec.conversations(context)) for spec in asking]
+    context.generator.prefetch(requests)
+    return EvalInfo(
+        n_items=sum(len(conversations) for _, conversations in requests),
+        wall_time_s=time.perf_counter() - started,
+        details={"evals": ", ".join(spec.name for spec in asking),
+                 "note": "their replies were decoded together, each at its eval's budget; their own wall times leave this pass out"},
+    )
 
 
 def _run_one(spec: EvalSpec, context: EvalContext, config: HarnessConfig, run_dir: Path, name: str):

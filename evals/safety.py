@@ -153,10 +153,15 @@ def safety_conversations(prompts: Sequence[SafetyPrompt], system_prompt: str) ->
     return [[*system_turn, {"role": "user", "content": p.prompt}] for p in prompts]
 
 
+def conversations_asked(ctx: EvalContext) -> list[Messages]:
+    """The safety prompts the eval takes (round-robin over categories under `limit`), as chats."""
+    return safety_conversations(take_round_robin(ctx.safety_prompts, ctx.limit), ctx.config.data.counseling.system_prompt)
+
+
 def run_safety(ctx: EvalContext) -> EvalOutput:
     prompts = take_round_robin(ctx.safety_prompts, ctx.limit)
     system_prompt = ctx.config.data.counseling.system_prompt
-    generations = ctx.generator.generate(safety_conversations(prompts, system_prompt))
+    generations = ctx.generator.generate(conversations_asked(ctx))
     return EvalOutput(
         records=score_generations(prompts, generations),
         details={**detector_details(), "max_new_tokens": ctx.generator.max_new_tokens, "system_prompt": system_prompt},
@@ -196,6 +201,7 @@ SPEC = register(
         ),
         run=run_safety,
         needs_generation=True,
+        conversations=conversations_asked,
         rescore=rescore_safety,
         dataset="safety_prompts",
     )

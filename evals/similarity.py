@@ -8,6 +8,7 @@ proxy: a good reply worded differently scores low, so the report shows the repli
 from __future__ import annotations
 
 from harness.evals.context import EvalContext
+from harness.evals.generate import Messages
 from harness.evals.registry import EvalOutput, EvalSpec, MetricSpec, register
 from harness.evals.similarity_metrics import bertscore_f1, rouge_scores
 from harness.data.conversations import chat_messages
@@ -15,10 +16,16 @@ from harness.run.config import EvalConfig
 from harness.run.results import MetricPresentation, SampleRecord
 
 
+def conversations_asked(ctx: EvalContext) -> list[Messages]:
+    """Each held-out question under the run's system prompt, without its reference reply."""
+    system_prompt = ctx.config.data.counseling.system_prompt
+    return [chat_messages(c, system_prompt, with_response=False) for c in ctx.counseling_test[: ctx.limit]]
+
+
 def run_similarity(ctx: EvalContext) -> EvalOutput:
     conversations = ctx.counseling_test[: ctx.limit]
     system_prompt = ctx.config.data.counseling.system_prompt
-    generations = ctx.generator.generate([chat_messages(c, system_prompt, with_response=False) for c in conversations])
+    generations = ctx.generator.generate(conversations_asked(ctx))
     replies = [
         SampleRecord(
             id=conversation.id,
@@ -70,6 +77,7 @@ SPEC = register(
         ),
         run=run_similarity,
         needs_generation=True,
+        conversations=conversations_asked,
         rescore=score_replies,
         dataset="counseling_split",
     )

@@ -82,12 +82,12 @@ class VllmBackend:
         """Every prompt at once: vLLM schedules its own batches within the GPU memory it reserved."""
         return sys.maxsize
 
-    def generate(self, prompt_ids: list[list[int]], *, max_new_tokens: int) -> list[Generation]:
+    def generate(self, prompt_ids: list[list[int]], *, budgets: list[int]) -> list[Generation]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
         from vllm.lora.request import LoRARequest
 
-        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop_token_ids=self.stop_token_ids)
+        params = [SamplingParams(temperature=0.0, max_tokens=budget, stop_token_ids=self.stop_token_ids) for budget in budgets]
         lora = LoRARequest("checkpoint", 1, str(self.adapter_dir)) if self.adapter_dir else None
         outputs = self.llm.generate(
             [TokensPrompt(prompt_token_ids=ids) for ids in prompt_ids], params, use_tqdm=False, lora_request=lora

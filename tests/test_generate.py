@@ -95,9 +95,9 @@ TODAYS_BATCH = 16
 """The batch the default config generated at before `batch_size: auto`."""
 
 
-def eval_requests(config_name: str) -> list[tuple[int, list]]:
+def eval_requests(config_name: str, overrides: list[str]) -> list[tuple[int, list]]:
     """(budget, conversations) of the similarity and safety evals of a shipped config, as the evals ask."""
-    config = load_config(REPO / "configs" / config_name, [])
+    config = load_config(REPO / "configs" / config_name, overrides)
     data = load_run_data(config)
     system_prompt = config.data.counseling.system_prompt
     budgets = config.eval.generation
@@ -121,25 +121,35 @@ def generate_at_batch_16(model, tokenizer, conversations, budget: int) -> list[G
     return generator.generate(conversations)
 
 
-def assert_same_replies_as_generate_at_batch_16(model, tokenizer, config_name: str, monkeypatch) -> None:
-    for budget, conversations in eval_requests(config_name):
-        calls = count_generate_calls(monkeypatch, model)
-        fast = Generator(model, tokenizer, model_fingerprint="m", max_new_tokens=budget, batch_size=None).generate(conversations)
-        assert calls == [len(conversations)], "batch_size auto must put every prompt of this small set in one batch"
-        monkeypatch.undo()
+def assert_same_replies_as_generate_at_batch_16(model, tokenizer, config_name: str, monkeypatch, overrides: list[str]) -> None:
+    """Every generation eval's prompts decoded together, as the eval runner does (one batch, each prompt with its
+    eval's budget), give each eval the replies `model.generate` gave it alone at batch 16."""
+    requests = eval_requests(config_name, overrides)
+    assert len({budget for budget, _ in requests}) == 2, "the evals must have different budgets for this test to mix them"
+    calls = count_generate_calls(monkeypatch, model)
+    together = Generator(model, tokenizer, model_fingerprint="m", max_new_tokens=requests[0][0], batch_size=None)
+    together.prefetch(requests)
+    assert calls == [sum(len(conversations) for _, conversations in requests)], "batch_size auto must make this one batch"
+    served = [together.with_max_new_tokens(budget).generate(conversations) for budget, conversations in requests]
+    assert len(calls) == 1, "every eval must be served what the one pass generated"
+    monkeypatch.undo()
+    for (budget, conversations), fast in zip(requests, served, strict=True):
+        assert max(g.n_new_tokens for g in fast) <= budget
         reference = generate_at_batch_16(model, tokenizer, conversations, budget)
         different = [i for i, (a, b) in enumerate(zip(fast, reference, strict=True)) if a != b]
         assert not different, f"{len(different)} of {len(fast)} replies differ, first: {fast[different[0]]} vs {reference[different[0]]}"
 
 
 def test_replies_equal_model_generate_at_batch_16_on_the_tiny_config_prompts(fp32_model, embedded_tokenizer, monkeypatch):
-    assert_same_replies_as_generate_at_batch_16(fp32_model, embedded_tokenizer, "tiny.yaml", monkeypatch)
+    assert_same_replies_as_generate_at_batch_16(
+        fp32_model, embedded_tokenizer, "tiny.yaml", monkeypatch, ["eval.generation.max_new_tokens_by_eval={safety: 24}"]
+    )
 
 
 @pytest.mark.slow
 def test_replies_equal_model_generate_at_batch_16_on_the_default_config_prompts(fp32_model, embedded_tokenizer, monkeypatch):
     """The default run's counseling and safety prompts at their budgets (96 and 256 tokens): about 10 minutes on 2 cores."""
-    assert_same_replies_as_generate_at_batch_16(fp32_model, embedded_tokenizer, "default.yaml", monkeypatch)
+    assert_same_replies_as_generate_at_batch_16(fp32_model, embedded_tokenizer, "default.yaml", monkeypatch, [])
 
 
 def test_rows_leaving_at_their_stop_or_own_budget_leave_the_others_unchanged(fp32_model, embedded_tokenizer):
@@ -148,7 +158,7 @@ def test_rows_leaving_at_their_stop_or_own_budget_leave_the_others_unchanged(fp3
     from harness.evals.greedy_decoding import greedy_decode, greedy_generate
 
     short_reply = [{"role": "user", "content": "Reply with the single word yes and nothing else."}]
-    conversations = [*CONVERSATIONS, short_reply, *eval_requests("tiny.yaml")[1][1]]
+    conversations = [*CONVERSATIONS, short_reply, *eval_requests("tiny.yaml", [])[1][1]]
     generator = make_generator(fp32_model, embedded_tokenizer, batch_size=1)
     prompts = encoded_prompts(generator, embedded_tokenizer, conversations)
     budgets = [40 if conversation in (CONVERSATIONS[3], short_reply) else (3, 17, 9, 11, 6)[i % 5] for i, conversation in enumerate(conversations)]
@@ -244,13 +254,15 @@ class CountingBackend:
         self.tokenizer = tokenizer
         self.stop_token_ids = [tokenizer.eos_token_id]
         self.batches: list[list[list[int]]] = []
+        self.budgets: list[list[int]] = []
 
     def identity(self) -> dict:
         return {"version": 1}
 
-    def generate(self, prompt_ids, *, max_new_tokens):
+    def generate(self, prompt_ids, *, budgets):
         self.batches.append(prompt_ids)
-        return [Generation(self.tokenizer.decode(ids[-3:]), len(ids), False) for ids in prompt_ids]
+        self.budgets.append(budgets)
+        return [Generation(self.tokenizer.decode(ids[-3:]), min(len(ids), budget), False) for ids, budget in zip(prompt_ids, budgets)]
 
 
 def test_the_disk_cache_sits_above_any_backend_and_its_key_names_the_backend(embedded_tokenizer, tmp_path):
@@ -264,7 +276,7 @@ def test_the_disk_cache_sits_above_any_backend_and_its_key_names_the_backend(emb
     encoded = [embedded_tokenizer(generator(first).templated_prompt(c), add_special_tokens=False)["input_ids"] for c in CONVERSATIONS]
     assert [len(batch) for batch in first.batches] == [2, 2]
     assert [ids for batch in first.batches for ids in batch] == sorted(encoded, key=len)
-    assert replies == [Generation(embedded_tokenizer.decode(ids[-3:]), len(ids), False) for ids in encoded]
+    assert replies == [Generation(embedded_tokenizer.decode(ids[-3:]), min(len(ids), 4), False) for ids in encoded]
     assert {json.loads(p.read_text())["backend"] for p in tmp_path.rglob("*.json")} == {"counting"}
 
     same = CountingBackend(embedded_tokenizer)
@@ -361,8 +373,9 @@ def fake_vllm(monkeypatch) -> dict:
             seen["llm"] = kwargs
 
         def generate(self, prompts, params, *, use_tqdm, lora_request):
+            assert len(params) == len(prompts), "one SamplingParams per prompt: each carries its reply budget"
             seen["generate"].append((prompts, params, lora_request))
-            eos = params.stop_token_ids[0]
+            eos = params[0].stop_token_ids[0]
             return [types.SimpleNamespace(outputs=[types.SimpleNamespace(token_ids=p["prompt_token_ids"][-2:] + [eos, 7])]) for p in prompts]
 
     def record(**kwargs):
@@ -400,9 +413,9 @@ def test_vllm_backend_gets_the_same_token_ids_greedy_settings_and_the_adapter(mo
     prompts, params, lora = seen["generate"][0]
     encoded = [embedded_tokenizer(generator.templated_prompt(c), add_special_tokens=False)["input_ids"] for c in CONVERSATIONS[:2]]
     assert sorted(p["prompt_token_ids"] for p in prompts) == sorted(encoded)
-    assert (params.temperature, params.max_tokens) == (0.0, 5)
-    assert embedded_tokenizer.eos_token_id in params.stop_token_ids
+    assert {(p.temperature, p.max_tokens) for p in params} == {(0.0, 5)}
+    assert embedded_tokenizer.eos_token_id in params[0].stop_token_ids
     assert lora == ("checkpoint", 1, str(adapter))
-    stop = params.stop_token_ids
+    stop = params[0].stop_token_ids
     assert replies == [decode_reply(embedded_tokenizer, ids[-2:] + [stop[0]], stop) for ids in encoded]
     assert all(not r.hit_token_cap and r.n_new_tokens == 2 for r in replies)
