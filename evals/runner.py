@@ -145,11 +145,13 @@ def evaluate_checkpoint(
     lm_eval_tasks: Sequence[str] = (),
     lm_eval_include_path: Path | None = None,
     results_dir: Path | None = None,
+    run_config_hash: str | None = None,
 ) -> EvalResult:
     """Evaluate one checkpoint on the suite and any lm-eval tasks; reuse saved results when nothing changed.
 
     Results and samples go under `results_dir` (default: the run directory; see `results_root`); the
-    generation cache stays in the run directory, shared by every eval of the run.
+    generation cache stays in the run directory, shared by every eval of the run. `run_config_hash` is the
+    run's config fingerprint when `config` is one grid point's eval settings of it (default: `config`'s).
     """
     suite = list(suite or config.eval.suite)
     limit = limit if limit is not None else config.eval.limit
@@ -204,7 +206,7 @@ def evaluate_checkpoint(
         metrics=metrics,
         evals=infos,
         presentation={name: shown for spec in specs for name, shown in spec.presentations(metrics).items()},
-        config_hash=config.fingerprint(),
+        config_hash=run_config_hash or config.fingerprint(),
         eval_hash=key,
         limit=limit,
         wall_time_s=time.perf_counter() - started,

@@ -284,7 +284,7 @@ def evaluate_node(ctx: RunContext, name: str, *, fresh: bool = False) -> EvalRes
 
     config = ctx.config.evaluation_config(name)
     checkpoint = dataclasses.replace(resolve_arm(config, ctx.run_dir, ctx.config.plan.evaluation(name).checkpoint), name=name)
-    return evaluate_checkpoint(config, checkpoint, ctx.data, ctx.run_dir, reuse=not fresh)
+    return evaluate_checkpoint(config, checkpoint, ctx.data, ctx.run_dir, reuse=not fresh, run_config_hash=ctx.config.fingerprint())
 
 
 def run_locally(ctx: RunContext, *, fresh: bool) -> dict[str, float]:

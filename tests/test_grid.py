@@ -176,6 +176,7 @@ def test_a_grid_over_an_eval_setting_trains_once_and_scores_base_once_per_settin
     assert results["base@e0"]["metrics"]["heldout_perplexity"] == results["base@e1"]["metrics"]["heldout_perplexity"]
     assert results["base@e0"]["metrics"]["rougeL"] != results["base@e1"]["metrics"]["rougeL"], "the budget changes the replies"
     assert set(results["domain.p0@e1"]["deltas"]["heldout_perplexity"]) == {"base@e1"}
+    assert len({r["config_hash"] for r in results.values()}) == 1, "every evaluation belongs to the one run config"
     grid = GridResult.load(run_dir / "grid.json")
     effects = {(e.arm, e.axis, e.value, e.metric) for e in grid.main_effects}
     assert ("domain", "eval.generation.max_new_tokens", "12", "rougeL") in effects
