@@ -47,7 +47,8 @@ def naive_loop(model: Any, tokenizer: Any, prompts: list[str], *, max_new_tokens
 
 
 def batched(generator: Generator, conversations: list[list[dict[str, str]]]) -> GenerationTiming:
-    """The harness's generator with its disk cache off, so every call generates."""
+    """The harness's generator with its disk cache off; pass a new one for every timing, since a generator
+    serves what it has generated once from memory."""
     started = time.perf_counter()
     generations = generator.generate(conversations)
     seconds = time.perf_counter() - started
@@ -62,14 +63,16 @@ def median_timing(runs: list[GenerationTiming]) -> GenerationTiming:
 def compare_generation(
     model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], *, max_new_tokens: int, batch_size: int | None, repeats: int
 ) -> dict[str, Any]:
-    fp32 = Generator(model, tokenizer, model_fingerprint="benchmark", max_new_tokens=max_new_tokens, batch_size=batch_size)
-    bf16 = Generator(
-        model, tokenizer, model_fingerprint="benchmark", max_new_tokens=max_new_tokens, batch_size=batch_size, autocast_bf16=True
-    )
+    def generator(*, bf16: bool) -> Generator:
+        return Generator(
+            model, tokenizer, model_fingerprint="benchmark", max_new_tokens=max_new_tokens, batch_size=batch_size, autocast_bf16=bf16
+        )
+
+    fp32 = generator(bf16=False)
     prompts = [fp32.templated_prompt(c) for c in conversations]
     naive = median_timing([naive_loop(model, tokenizer, prompts, max_new_tokens=max_new_tokens, stop_ids=fp32.stop_token_ids) for _ in range(repeats)])
-    harness = median_timing([batched(fp32, conversations) for _ in range(repeats)])
-    harness_bf16 = median_timing([batched(bf16, conversations) for _ in range(repeats)])
+    harness = median_timing([batched(generator(bf16=False), conversations) for _ in range(repeats)])
+    harness_bf16 = median_timing([batched(generator(bf16=True), conversations) for _ in range(repeats)])
     return {
         "prompts": len(prompts),
         "max_new_tokens": max_new_tokens,
@@ -116,12 +119,16 @@ def safety_workload(
     so that drift in the machine's speed hits both; each against the roofline of the batches it formed."""
     from harness.models.throughput import generation_roofline_s
 
-    generators = {"today": todays_generator(model, tokenizer, max_new_tokens),
-                  "auto": Generator(model, tokenizer, model_fingerprint="benchmark", max_new_tokens=max_new_tokens, batch_size=None)}
-    runs: dict[str, list[GenerationTiming]] = {name: [] for name in generators}
+    new_generator: dict[str, Callable[[], Generator]] = {
+        "today": lambda: todays_generator(model, tokenizer, max_new_tokens),
+        "auto": lambda: Generator(model, tokenizer, model_fingerprint="benchmark", max_new_tokens=max_new_tokens, batch_size=None),
+    }
+    generators: dict[str, Generator] = {}
+    runs: dict[str, list[GenerationTiming]] = {name: [] for name in new_generator}
     generations: dict[str, list[Any]] = {}
     for repeat in range(repeats):
-        for name in sorted(generators, reverse=repeat % 2 == 1):
+        for name in sorted(new_generator, reverse=repeat % 2 == 1):
+            generators[name] = new_generator[name]()
             started = time.perf_counter()
             generations[name] = generators[name].generate(conversations)
             seconds = time.perf_counter() - started

@@ -103,11 +103,12 @@ class Plan:
     def pairs_among(self, names: list[str]) -> list[tuple[str, str]]:
         """(results, reference results) pairs to compare among `names`: every contrast of the nodes, at each eval
         setting; with one eval setting also anything outside the plan vs base."""
-        if len({json.dumps(e.eval_settings, sort_keys=True, default=str) for e in self.evaluations}) <= 1:
+        settings = list(dict.fromkeys(_setting_key(e.eval_settings) for e in self.evaluations))
+        if len(settings) <= 1:
             return self.lineage.pairs_among(names)
         name_of = {(e.checkpoint, _setting_key(e.eval_settings)): e.name for e in self.evaluations}
         pairs = []
-        for setting in dict.fromkeys(_setting_key(e.eval_settings) for e in self.evaluations):
+        for setting in settings:
             for arm, reference in self.lineage.pairs_among(self.lineage.checkpoint_order()):
                 pair = (name_of.get((arm, setting)), name_of.get((reference, setting)))
                 if pair[0] in names and pair[1] in names:
@@ -172,8 +173,7 @@ def expand_plan(
                 rows.append(candidate)
             nodes_here[arm.name] = by_key[key]
             members.append(Member(arm.name, point.id, seed, by_key[key]))
-    lineage = Lineage(arms=rows, comparisons=[])
-    plan = Plan(lineage, points, seeds, members)
+    plan = Plan(Lineage(arms=rows, comparisons=[]), points, seeds, members)
     comparisons = [
         ComparisonSpec(arm=plan.node(c.arm, point.id, seed), reference=plan.node(c.reference, point.id, seed), label=c.label)
         for c in table.comparisons
@@ -186,16 +186,15 @@ def expand_plan(
 
 def _evaluations(plan: Plan, table_order: list[str]) -> tuple[list[Evaluation], dict[tuple[str, str, int], str]]:
     """Each node at each distinct eval setting of the points it serves, once; and which one each (arm, point, seed) reads."""
-    settings = {point.id: point.eval_settings for point in plan.points}
-    variants = list(dict.fromkeys(_setting_key(s) for s in settings.values()))
-    needed: dict[tuple[str, str], Evaluation] = {}
+    variants = list(dict.fromkeys(_setting_key(point.eval_settings) for point in plan.points))
+    needed: dict[str, Evaluation] = {}
     results: dict[tuple[str, str, int], str] = {}
     for point, seed in itertools.product(plan.points, plan.seeds):
         variant = variants.index(_setting_key(point.eval_settings))
         for arm in table_order:
             node = plan.node(arm, point.id, seed)
             name = node if len(variants) == 1 else f"{node}@e{variant}"
-            needed.setdefault((node, name), Evaluation(name, node, point.eval_settings))
+            needed.setdefault(name, Evaluation(name, node, point.eval_settings))
             results[(arm, point.id, seed)] = name
     order = plan.lineage.checkpoint_order()
     evaluations = sorted(needed.values(), key=lambda e: (variants.index(_setting_key(e.eval_settings)), order.index(e.checkpoint)))
