@@ -9,7 +9,7 @@ demo: setup
 
 test:
 	scripts/setup.sh --browser
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q -n 2 --dist loadscope
 
 test-slow: setup
 	.venv/bin/python -m pytest -q -m slow

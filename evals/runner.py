@@ -23,7 +23,7 @@ from harness.run.layout import RunLayout
 from harness.core.console import console, shown
 from harness.core.errors import HarnessError, first_line
 from harness.models.loading import check_weight_files, has_tokenizer_files, load_causal_lm, load_tokenizer
-from harness.run.results import CheckpointSummary, EvalInfo, EvalResult, read_samples, write_samples
+from harness.run.results import JOINT_GENERATION, CheckpointSummary, EvalInfo, EvalResult, read_samples, write_samples
 from harness.data.run_data import RunData
 
 
@@ -213,10 +213,6 @@ def evaluate_checkpoint(
     )
     result.save(path)
     return result
-
-
-JOINT_GENERATION = "generation"
-"""Where results keep the one pass that decoded several evals' replies (its time is not in theirs)."""
 
 
 def generate_together(context: EvalContext, specs: Sequence[EvalSpec]) -> EvalInfo | None:

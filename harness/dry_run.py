@@ -4,7 +4,9 @@ Training cost is estimated from the stage's token count (read from the data with
 times epochs, capped by `max_steps`) and the tokens/s that earlier runs of the same model and stage
 measured (their manifests under `output_dir`); without such a run, from this machine's matmul rate,
 measured on the spot, at the share of it the stages reached in the recorded benchmark
-(`harness.models.throughput`), and the table says which source each estimate came from.
+(`harness.models.throughput`), and the table says which source each estimate came from. Eval cost is
+the median wall time of earlier evaluations under `output_dir` that ran as each planned one would (same
+model, evals, item limit and reply budgets); evaluations with no such precedent are counted, not guessed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from harness.core.errors import HarnessError
 from harness.run.layout import MANIFEST_FILE, RunLayout
 from harness.run.lineage import BASE
 from harness.run.manifest import Manifest
+from harness.run.results import JOINT_GENERATION, EvalResult
 
 
 def measured_tokens_per_s(config: HarnessConfig, stage: str) -> float | None:
@@ -35,6 +38,23 @@ def measured_tokens_per_s(config: HarnessConfig, stage: str) -> float | None:
         if manifest.stage == stage and manifest.base_model == config.model.name and manifest.tokens_per_s > 0:
             speeds.append(manifest.tokens_per_s)
     return statistics.median(speeds) if speeds else None
+
+
+def earlier_eval_seconds(config: HarnessConfig) -> list[float]:
+    """Wall times of the evaluations under `output_dir` that ran as one with `config` would: the same model,
+    evals and item limit, and for every eval that records its reply budget, the budget `config` gives it."""
+    suite, budget_for = set(config.eval.suite), config.eval.generation.budget_for
+    seconds = []
+    for path in (path for run_dir in Path(config.output_dir).glob("*") for path in RunLayout(run_dir).results_dir.glob("*.json")):
+        try:
+            result = EvalResult.load(path)
+        except (OSError, ValueError, HarnessError):
+            continue
+        ran = {name: info for name, info in result.evals.items() if name != JOINT_GENERATION}
+        same_budgets = all(info.details.get("max_new_tokens") in (None, budget_for(name)) for name, info in ran.items())
+        if result.checkpoint.base_model == config.model.name and result.limit == config.eval.limit and set(ran) == suite and same_budgets:
+            seconds.append(result.wall_time_s)
+    return seconds
 
 
 def stage_tokens(config: HarnessConfig, stage: str, data: Any, tokenizer: Any) -> int:
@@ -105,4 +125,27 @@ def show_plan(config: HarnessConfig) -> None:
         f"; {from_machine} node(s) estimated from this machine's matmul rate ({gflops:.0f} GFLOP/s) at the benchmark's "
         "recorded share of it, the others from earlier runs' tokens/s" if from_machine else "; from earlier runs' tokens/s"
     )
-    console.print(f"Estimated training time (evals not included): {total_seconds / 60:.1f} min{note}")
+    console.print(f"Estimated training time: {total_seconds / 60:.1f} min{note}")
+    show_eval_estimate(config)
+
+
+def show_eval_estimate(config: HarnessConfig) -> None:
+    """Print what the plan's evaluations would take, from earlier evaluations that ran the same way."""
+    earlier: dict[str, list[float]] = {}
+    seconds, estimated = 0.0, 0
+    for evaluation in config.plan.evaluations:
+        settings = config.evaluation_config(evaluation.name)
+        key = settings.eval.model_dump_json()
+        if key not in earlier:
+            earlier[key] = earlier_eval_seconds(settings)
+        if earlier[key]:
+            seconds, estimated = seconds + statistics.median(earlier[key]), estimated + 1
+    precedent = f"earlier evaluations under {config.output_dir} with the same model, evals, item limit and reply budgets"
+    missing = len(config.plan.evaluations) - estimated
+    if not estimated:
+        console.print(f"Eval time: not estimated ({missing} evaluation(s); no {precedent}; a first run records them)")
+        return
+    console.print(
+        f"Estimated eval time: {seconds / 60:.1f} min for {estimated} evaluation(s), each at the median wall time of {precedent}"
+        + (f"; {missing} more with no such precedent, not counted" if missing else "")
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from harness.core.errors import HarnessError
+from harness.dry_run import earlier_eval_seconds
 from harness.run.config import load_config
 from harness.run.grid import grid_points
 from harness.run.grid_results import GridResult
@@ -18,6 +20,7 @@ from harness.run.manifest import Manifest
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny.yaml"
+FIXTURE_RUN = REPO / "tests" / "fixtures" / "run_fixture"
 PAIRED = [{"training.domain.learning_rate": 0.001, "lora.alpha": 8}, {"training.domain.learning_rate": 0.002, "lora.alpha": 16}]
 
 
@@ -102,11 +105,23 @@ def _run_all(run_dir: Path, *extra: str, grid: list[str] = GRID) -> subprocess.C
 
 
 def test_the_dry_run_prints_the_plan_and_writes_nothing(tmp_path, embedded_model_dir):
-    shown = _run_all(tmp_path / "run", "--dry-run")
+    shown = _run_all(tmp_path / "run", "--dry-run", "--set", f"output_dir={tmp_path / 'runs'}")
     assert shown.returncode == 0, shown.stderr[-2000:]
-    out = shown.stdout + shown.stderr
-    assert "8 arm instances -> 6 trained node(s) (2 shared), 7 evaluated (base once)" in " ".join(out.split())
-    assert not (tmp_path / "run").exists()
+    out = " ".join((shown.stdout + shown.stderr).split())
+    assert "8 arm instances -> 6 trained node(s) (2 shared), 7 evaluated (base once)" in out
+    assert "Eval time: not estimated (7 evaluation(s); no earlier evaluations under" in out
+    assert not (tmp_path / "run").exists() and not (tmp_path / "runs").exists()
+
+
+def test_the_eval_estimate_reads_only_earlier_evaluations_that_ran_the_same_way(tmp_path):
+    shutil.copytree(FIXTURE_RUN, tmp_path / "runs" / "earlier")
+    config = load_config(FIXTURE_RUN / "config.yaml", [f"output_dir={tmp_path / 'runs'}"])
+    saved = sorted(json.loads(p.read_text())["wall_time_s"] for p in (FIXTURE_RUN / "results").glob("*.json"))
+    assert sorted(earlier_eval_seconds(config)) == saved
+    assert earlier_eval_seconds(config.model_copy(update={"eval": config.eval.model_copy(update={"limit": 3})})) == []
+    assert earlier_eval_seconds(load_config(FIXTURE_RUN / "config.yaml", [f"output_dir={tmp_path / 'runs'}", "eval.suite=[perplexity]"])) == []
+    longer = load_config(FIXTURE_RUN / "config.yaml", [f"output_dir={tmp_path / 'runs'}", "eval.generation.max_new_tokens=256"])
+    assert earlier_eval_seconds(longer) == [], "the similarity replies were 128 tokens long"
 
 
 @pytest.fixture(scope="module")

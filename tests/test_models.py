@@ -1,6 +1,8 @@
 """Model resolution and loading: the embedded model offline in 8-bit, and secure defaults."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,17 @@ def test_fingerprint_follows_weight_bytes(tmp_path):
     (directory / "model.safetensors").write_bytes(b"\x01" * 16)
     assert weights_fingerprint(str(directory)) != before
     assert weights_fingerprint("org/model", "v1") != weights_fingerprint("org/model", "v2")
+
+
+def test_processes_converting_the_embedded_model_at_once_convert_it_once(tmp_path):
+    convert = "import sys; from harness.models.loading import convert_embedded; from pathlib import Path; print(convert_embedded('smollm2-135m-instruct', Path(sys.argv[1])))"
+    started = [
+        subprocess.Popen([sys.executable, "-c", convert, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=600)[0] for process in started]
+    assert [process.returncode for process in started] == [0, 0], outputs
+    assert sum(output.count("Cached smollm2-135m-instruct") for output in outputs) == 1, outputs
+    (converted,) = [path for path in tmp_path.iterdir() if not path.name.startswith(".")]
+    assert (converted / "config.json").is_file() and (converted / "model.safetensors").is_file()
+    assert not [path for path in tmp_path.iterdir() if path.name.endswith((".partial", ".old"))]

@@ -7,6 +7,7 @@ safetensors only (pickle weights need `allow_pickle`) and no remote code unless 
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import importlib.metadata
@@ -59,7 +60,10 @@ def _embedded_gguf(alias: str) -> tuple[EmbeddedModel, Path]:
 
 
 def convert_embedded(alias: str, cache_dir: Path | None = None) -> Path:
-    """Convert an embedded GGUF model once into a safetensors directory; return that directory."""
+    """Convert an embedded GGUF model once into a safetensors directory; return that directory.
+
+    Processes that start at once on a fresh machine (Ray tasks, parallel test workers) take turns on a lock
+    file beside it: one converts, the others find its result instead of swapping in copies of their own."""
     spec, gguf = _embedded_gguf(alias)
     version = importlib.metadata.version(spec.distribution)
     target = (cache_dir or harness_cache_dir() / "models") / f"{alias}-{version}"
@@ -67,6 +71,15 @@ def convert_embedded(alias: str, cache_dir: Path | None = None) -> Path:
         return target
     if importlib.util.find_spec("gguf") is None:
         raise HarnessError(f"converting {alias!r} needs the gguf package; install it with `pip install gguf`")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / "config.json").is_file():
+            _convert_gguf(alias, gguf, target)
+    return target
+
+
+def _convert_gguf(alias: str, gguf: Path, target: Path) -> None:
     quiet_libraries()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -79,7 +92,6 @@ def convert_embedded(alias: str, cache_dir: Path | None = None) -> Path:
             model.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
     console.print(f"Cached {alias} at {target}")
-    return target
 
 
 def resolve_model(cfg: ModelConfig) -> str:

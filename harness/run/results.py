@@ -101,6 +101,10 @@ class EvalInfo(BaseModel):
     saved, which version 1 (each scorer as it was then) produced."""
 
 
+JOINT_GENERATION = "generation"
+"""The `evals` entry for the one pass that decoded several evals' replies (its time is not in theirs)."""
+
+
 class EvalResult(VersionedRecord):
     checkpoint: CheckpointSummary
     metrics: dict[str, MetricValue]
