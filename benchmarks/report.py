@@ -80,7 +80,9 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     if roof := results.get("roofline"):
-        lines += [f"**Matmul roofline** (2048² matmul, median of {ROOFLINE_REPEATS})", ""]
+        native_bf16 = {"avx512_bf16", "amx_bf16"} & set(machine["flags"])
+        emulated = "" if native_bf16 else "; bf16 on 512², emulated: this CPU has no native bf16"
+        lines += [f"**Matmul roofline** (2048² matmul{emulated}, median of {ROOFLINE_REPEATS})", ""]
         lines += _table(["dtype", "GFLOP/s"], [[name, f"{value:.0f}"] for name, value in roof.items()])
     if gen := results.get("generation"):
         lines += [f"**Generation** ({gen['prompts']} prompts, greedy, up to {gen['max_new_tokens']} new tokens, {gen['new_tokens']} generated)", ""]
