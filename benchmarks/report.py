@@ -80,8 +80,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     if roof := results.get("roofline"):
-        native_bf16 = {"avx512_bf16", "amx_bf16"} & set(machine["flags"])
-        emulated = "" if native_bf16 else "; bf16 on 512², emulated: this CPU has no native bf16"
+        bf16_size = results.get("bf16_matmul_size", 2048)
+        emulated = "" if bf16_size == 2048 else f"; bf16 on {bf16_size}², emulated: this CPU has no native bf16"
         lines += [f"**Matmul roofline** (2048² matmul{emulated}, median of {ROOFLINE_REPEATS})", ""]
         lines += _table(["dtype", "GFLOP/s"], [[name, f"{value:.0f}"] for name, value in roof.items()])
     if gen := results.get("generation"):

@@ -33,11 +33,15 @@ EMULATED_BF16_SIZE = 512
 93 GFLOP/s on an AVX2-only EPYC), a 2048² one would take minutes per repeat."""
 
 
-def roofline() -> dict[str, float]:
+def bf16_matmul_size() -> int:
     from harness.models.loading import bf16_supported
+
+    return 2048 if bf16_supported() else EMULATED_BF16_SIZE
+
+
+def roofline(bf16_size: int) -> dict[str, float]:
     from harness.models.throughput import matmul_gflops
 
-    bf16_size = 2048 if bf16_supported() else EMULATED_BF16_SIZE
     return {"float32": matmul_gflops("float32"), "bfloat16": matmul_gflops("bfloat16", size=bf16_size)}
 
 
@@ -165,7 +169,8 @@ def main() -> int:
         workdir = Path(scratch)
         if not {"roofline", "training", "safety_generation"} <= set(args.skip):
             console.log("matmul roofline and memory bandwidth ...")
-            results["roofline"] = roofline()
+            results["bf16_matmul_size"] = bf16_matmul_size()
+            results["roofline"] = roofline(results["bf16_matmul_size"])
             results["memory_read_gbps"] = memory_read_gbps()
         if "memory" not in args.skip:
             console.log("memory of the loaded base ...")

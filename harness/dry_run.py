@@ -40,16 +40,23 @@ def measured_tokens_per_s(config: HarnessConfig, stage: str) -> float | None:
     return statistics.median(speeds) if speeds else None
 
 
-def earlier_eval_seconds(config: HarnessConfig) -> list[float]:
-    """Wall times of the evaluations under `output_dir` that ran as one with `config` would: the same model,
-    evals and item limit, and for every eval that records its reply budget, the budget `config` gives it."""
-    suite, budget_for = set(config.eval.suite), config.eval.generation.budget_for
-    seconds = []
-    for path in (path for run_dir in Path(config.output_dir).glob("*") for path in RunLayout(run_dir).results_dir.glob("*.json")):
+def saved_results(output_dir: Path) -> list[EvalResult]:
+    """Every readable results file of the runs under `output_dir`."""
+    results = []
+    for path in (path for run_dir in Path(output_dir).glob("*") for path in RunLayout(run_dir).results_dir.glob("*.json")):
         try:
-            result = EvalResult.load(path)
+            results.append(EvalResult.load(path))
         except (OSError, ValueError, HarnessError):
             continue
+    return results
+
+
+def earlier_eval_seconds(config: HarnessConfig, saved: list[EvalResult]) -> list[float]:
+    """Wall times of the `saved` evaluations that ran as one with `config` would: the same model, evals and
+    item limit, and for every eval that records its reply budget, the budget `config` gives it."""
+    suite, budget_for = set(config.eval.suite), config.eval.generation.budget_for
+    seconds = []
+    for result in saved:
         ran = {name: info for name, info in result.evals.items() if name != JOINT_GENERATION}
         same_budgets = all(info.details.get("max_new_tokens") in (None, budget_for(name)) for name, info in ran.items())
         if result.checkpoint.base_model == config.model.name and result.limit == config.eval.limit and set(ran) == suite and same_budgets:
@@ -131,13 +138,14 @@ def show_plan(config: HarnessConfig) -> None:
 
 def show_eval_estimate(config: HarnessConfig) -> None:
     """Print what the plan's evaluations would take, from earlier evaluations that ran the same way."""
+    saved = saved_results(config.output_dir)
     earlier: dict[str, list[float]] = {}
     seconds, estimated = 0.0, 0
     for evaluation in config.plan.evaluations:
         settings = config.evaluation_config(evaluation.name)
         key = settings.eval.model_dump_json()
         if key not in earlier:
-            earlier[key] = earlier_eval_seconds(settings)
+            earlier[key] = earlier_eval_seconds(settings, saved)
         if earlier[key]:
             seconds, estimated = seconds + statistics.median(earlier[key]), estimated + 1
     precedent = f"earlier evaluations under {config.output_dir} with the same model, evals, item limit and reply budgets"

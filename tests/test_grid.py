@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from harness.core.errors import HarnessError
-from harness.dry_run import earlier_eval_seconds
+from harness.dry_run import earlier_eval_seconds, saved_results
 from harness.run.config import load_config
 from harness.run.grid import grid_points
 from harness.run.grid_results import GridResult
@@ -116,12 +116,13 @@ def test_the_dry_run_prints_the_plan_and_writes_nothing(tmp_path, embedded_model
 def test_the_eval_estimate_reads_only_earlier_evaluations_that_ran_the_same_way(tmp_path):
     shutil.copytree(FIXTURE_RUN, tmp_path / "runs" / "earlier")
     config = load_config(FIXTURE_RUN / "config.yaml", [f"output_dir={tmp_path / 'runs'}"])
+    results = saved_results(config.output_dir)
     saved = sorted(json.loads(p.read_text())["wall_time_s"] for p in (FIXTURE_RUN / "results").glob("*.json"))
-    assert sorted(earlier_eval_seconds(config)) == saved
-    assert earlier_eval_seconds(config.model_copy(update={"eval": config.eval.model_copy(update={"limit": 3})})) == []
-    assert earlier_eval_seconds(load_config(FIXTURE_RUN / "config.yaml", [f"output_dir={tmp_path / 'runs'}", "eval.suite=[perplexity]"])) == []
+    assert sorted(earlier_eval_seconds(config, results)) == saved
+    assert earlier_eval_seconds(config.model_copy(update={"eval": config.eval.model_copy(update={"limit": 3})}), results) == []
+    assert earlier_eval_seconds(load_config(FIXTURE_RUN / "config.yaml", [f"output_dir={tmp_path / 'runs'}", "eval.suite=[perplexity]"]), results) == []
     longer = load_config(FIXTURE_RUN / "config.yaml", [f"output_dir={tmp_path / 'runs'}", "eval.generation.max_new_tokens=256"])
-    assert earlier_eval_seconds(longer) == [], "the similarity replies were 128 tokens long"
+    assert earlier_eval_seconds(longer, results) == [], "the similarity replies were 128 tokens long"
 
 
 @pytest.fixture(scope="module")
