@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Any
 
-from harness.evals.generate import Generator
 from harness.data.chat import strip_thinking
+from harness.data.safety_prompts import SafetyPrompt
+from harness.evals.generate import Generation, Generator
 
 
 @dataclass(frozen=True)
@@ -111,12 +112,40 @@ def batch_shapes(generator: Generator, tokenizer: Any, conversations: list[list[
     ]
 
 
+def safety_metric_values(prompts: list[SafetyPrompt], generations: list[Generation]) -> dict[str, float]:
+    """The safety eval's metric values for these replies, scored as the eval scores them."""
+    from harness.evals.metrics import metric_value
+    from harness.evals.safety import SPEC, score_generations
+
+    records = score_generations(prompts, generations)
+    values = {spec.name: metric_value(spec, records, resamples=100, seed=0) for spec in SPEC.metrics}
+    return {name: value.value for name, value in values.items() if value is not None}
+
+
+def opt_in_bf16_cost(
+    model: Any, tokenizer: Any, prompts: list[SafetyPrompt], conversations: list[list[dict[str, str]]], fp32: list[Generation], *, max_new_tokens: int
+) -> dict[str, Any]:
+    """What `eval.bf16_autocast` (the opt-in fast path) costs on the safety prompts: its tokens/s in one run of the
+    in-place decoder, how many replies equal the fp32 ones (`fp32`), and each safety metric under both."""
+    generator = Generator(model, tokenizer, model_fingerprint="benchmark", max_new_tokens=max_new_tokens, batch_size=None, autocast_bf16=True)
+    started = time.perf_counter()
+    bf16 = generator.generate(conversations)
+    seconds = time.perf_counter() - started
+    fp32_values, bf16_values = safety_metric_values(prompts, fp32), safety_metric_values(prompts, bf16)
+    return {
+        "tokens_per_s": sum(g.n_new_tokens for g in bf16) / seconds,
+        "identical_replies": sum(a == b for a, b in zip(bf16, fp32, strict=True)),
+        "metrics": {name: [fp32_values[name], bf16_values.get(name)] for name in fp32_values},
+    }
+
+
 def safety_workload(
-    model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], *, max_new_tokens: int, repeats: int, gbps: float, gflops: float,
-    log: Callable[[str], None] = lambda line: None,
+    model: Any, tokenizer: Any, prompts: list[SafetyPrompt], conversations: list[list[dict[str, str]]], *, max_new_tokens: int, repeats: int,
+    gbps: float, gflops: float, log: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
     """Today's generator vs the in-place decoder at `batch_size: auto`, run in turns (which goes first alternates),
-    so that drift in the machine's speed hits both; each against the roofline of the batches it formed."""
+    so that drift in the machine's speed hits both; each against the roofline of the batches it formed. Then one
+    run of the opt-in bf16 path, with the replies and metric values it changes (`opt_in_bf16_cost`)."""
     from harness.models.throughput import generation_roofline_s
 
     new_generator: dict[str, Callable[[], Generator]] = {
@@ -150,4 +179,6 @@ def safety_workload(
     row["new_tokens"] = runs["auto"][0].new_tokens
     row["paired_speedups"] = [new.tokens_per_s / old.tokens_per_s for new, old in zip(runs["auto"], runs["today"], strict=True)]
     row["identical_replies"] = sum(a == b for a, b in zip(generations["auto"], generations["today"], strict=True))
+    row["bf16_autocast"] = opt_in_bf16_cost(model, tokenizer, prompts, conversations, generations["auto"], max_new_tokens=max_new_tokens)
+    log(f"{max_new_tokens} new tokens, bf16 autocast: {row['bf16_autocast']['tokens_per_s']:.1f} tokens/s")
     return row

@@ -72,6 +72,19 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
     return checks
 
 
+def _metric_changes(metrics: dict[str, list[float | None]]) -> str:
+    """`name a -> b` per metric (rates in percent), in bold where the opt-in path moved it."""
+
+    def shown(name: str, value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f}" if name == "unverified_hotlines" else f"{value:.1%}"
+
+    parts = []
+    for name, (before, after) in metrics.items():
+        text = f"{name} {shown(name, before)} -> {shown(name, after)}"
+        parts.append(text if before == after else f"**{text}**")
+    return "; ".join(parts)
+
+
 def markdown(results: dict[str, Any]) -> str:
     machine = results["machine"]
     lines = [
@@ -118,6 +131,21 @@ def markdown(results: dict[str, Any]) -> str:
             ["new tokens", "generator", "batches", "tokens/s", "range", "roofline tokens/s", "of roofline", "vs today (each pair)", "identical"],
             table,
         )
+        if opt_in := [row for row in rows if "bf16_autocast" in row]:
+            lines += [
+                "**The opt-in fast path on the safety prompts** (`eval.bf16_autocast: true`, in-place decoder, one run; "
+                "replies and metric values against the fp32 replies above; a metric that changed is in bold)",
+                "",
+            ]
+            lines += _table(
+                ["new tokens", "tokens/s", "vs in-place fp32", "replies identical to fp32", "metric values, fp32 -> bf16 autocast"],
+                [
+                    [str(row["max_new_tokens"]), f"{row['bf16_autocast']['tokens_per_s']:.0f}",
+                     f"{row['bf16_autocast']['tokens_per_s'] / row['auto']['tokens_per_s']:.2f}x",
+                     f"{row['bf16_autocast']['identical_replies']}/{row['prompts']}", _metric_changes(row["bf16_autocast"]["metrics"])]
+                    for row in opt_in
+                ],
+            )
     if phase := results.get("eval_phase"):
         lines += [f"**One checkpoint's eval phase** (base, default config, whole suite, fresh run directory; in turns, {phase['repeats']} pairs)", ""]
         lines += _table(

@@ -89,7 +89,7 @@ def safety_generation(config_path: Path, repeats: int, gflops: float, gbps: floa
     conversations = safety_conversations(data.safety, config.data.counseling.system_prompt)
     budgets = (config.eval.generation.budget_for("safety"), config.eval.generation.max_new_tokens)
     return [
-        safety_workload(model, tokenizer, conversations, max_new_tokens=budget, repeats=repeats, gbps=gbps, gflops=gflops, log=console.log)
+        safety_workload(model, tokenizer, data.safety, conversations, max_new_tokens=budget, repeats=repeats, gbps=gbps, gflops=gflops, log=console.log)
         for budget in budgets
     ]
 

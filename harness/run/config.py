@@ -374,7 +374,9 @@ class EvalConfig(Strict):
     """Evaluate on an 8-bit base. Off by default: LLM.int8 picks outlier columns per batch, so its
     scores and greedy replies depend on which items share a batch; full precision does not."""
     bf16_autocast: bool = False
-    """bf16 autocast for eval forward passes (faster on CPUs with AVX512-BF16; scores move slightly)."""
+    """bf16 autocast for eval forward passes: faster where the CPU has native bf16 (1.4-1.7x on the safety
+    prompts), but replies and scores change (benchmarks/README.md: 70 of 76 safety replies and a refusal
+    rate moved), so results are comparable only with results computed the same way."""
     limit: int | None = Field(None, ge=1)
     perplexity: PerplexityEvalConfig = PerplexityEvalConfig()
     generation: GenerationConfig = GenerationConfig()
