@@ -73,14 +73,14 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
 
 
 def _metric_changes(metrics: dict[str, list[float | None]]) -> str:
-    """`name a -> b` per metric (rates in percent), in bold where the opt-in path moved it."""
+    """`name a -> b` per safety metric, shown as the reports show it, in bold where the opt-in path moved it."""
+    from harness.evals.safety import SPEC
+    from harness.reports.format import format_value
 
-    def shown(name: str, value: float | None) -> str:
-        return "-" if value is None else f"{value:.0f}" if name == "unverified_hotlines" else f"{value:.1%}"
-
+    shown = {spec.name: spec.presentation for spec in SPEC.metrics}
     parts = []
     for name, (before, after) in metrics.items():
-        text = f"{name} {shown(name, before)} -> {shown(name, after)}"
+        text = f"{name} {format_value(shown[name], before)} -> {format_value(shown[name], after)}"
         parts.append(text if before == after else f"**{text}**")
     return "; ".join(parts)
 
