@@ -7,6 +7,7 @@ batched generator earns it nothing. Greedy decoding in fp32 must give identical 
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass
 from collections.abc import Callable
@@ -103,11 +104,13 @@ def todays_generator(model: Any, tokenizer: Any, max_new_tokens: int) -> Generat
     return Generator(None, tokenizer, backend=backend, model_fingerprint="benchmark", max_new_tokens=max_new_tokens, batch_size=TODAYS_BATCH)
 
 
-def batch_shapes(generator: Generator, tokenizer: Any, conversations: list[list[dict[str, str]]], generations: list[Any]) -> list[tuple[int, list[int]]]:
-    """(prompt tokens, each reply's length with its stop token) of every batch `generator` forms for `conversations`."""
+def batch_shapes(
+    generator: Generator, tokenizer: Any, conversations: list[list[dict[str, str]]], generations: list[Any]
+) -> list[tuple[list[int], list[int]]]:
+    """(each prompt's tokens, each reply's length with its stop token) of every batch `generator` forms for `conversations`."""
     prompts = {i: tokenizer(generator.templated_prompt(c), add_special_tokens=False)["input_ids"] for i, c in enumerate(conversations)}
     return [
-        (sum(len(prompts[i]) for i in batch), [generations[i].n_new_tokens + (not generations[i].hit_token_cap) for i in batch])
+        ([len(prompts[i]) for i in batch], [generations[i].n_new_tokens + (not generations[i].hit_token_cap) for i in batch])
         for batch in generator.batches(prompts)
     ]
 
@@ -139,14 +142,38 @@ def opt_in_bf16_cost(
     }
 
 
+def ceiling_now() -> tuple[float, float]:
+    """This machine's fp32 matmul GFLOP/s and memory read GB/s right now. Its speed drifts by tens of percent over
+    minutes (a 2048² matmul read 97 GFLOP/s at the start of one run and 132-151 in the hour around it), so each
+    timed run is held against the ceiling measured just before it rather than one measured at the start."""
+    from harness.models.throughput import matmul_gflops, memory_read_gbps
+
+    return matmul_gflops("float32"), memory_read_gbps()
+
+
+def roofline_shares(
+    model_config: Any, shapes: list[tuple[list[int], list[int]]], seconds: list[float], ceilings: list[tuple[float, float]], *,
+    weight_bytes: int, kv_bytes_per_position: int | None = None,
+) -> list[float]:
+    """Each run's share of the roofline of `shapes`, against the (GFLOP/s, GB/s) measured just before it."""
+    from harness.models.throughput import generation_roofline_s
+
+    return [
+        generation_roofline_s(model_config, shapes, weight_bytes=weight_bytes, gbps=gbps, gflops=gflops, kv_bytes_per_position=kv_bytes_per_position) / run_s
+        for run_s, (gflops, gbps) in zip(seconds, ceilings, strict=True)
+    ]
+
+
 def safety_workload(
     model: Any, tokenizer: Any, prompts: list[SafetyPrompt], conversations: list[list[dict[str, str]]], *, max_new_tokens: int, repeats: int,
-    gbps: float, gflops: float, log: Callable[[str], None] = lambda line: None,
+    log: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
     """Today's generator vs the in-place decoder at `batch_size: auto`, run in turns (which goes first alternates),
-    so that drift in the machine's speed hits both; each against the roofline of the batches it formed. Then one
-    run of the opt-in bf16 path, with the replies and metric values it changes (`opt_in_bf16_cost`)."""
-    from harness.models.throughput import generation_roofline_s
+    so that drift in the machine's speed hits both; each run against the roofline of the batches it formed at the
+    ceiling measured just before it (`ceiling_now`), without and with attention's reads of the KV cache
+    (`generation_roofline_s`). Then one run of the opt-in bf16 path, with the replies and metric values it
+    changes (`opt_in_bf16_cost`)."""
+    from harness.models.throughput import kv_cache_bytes_per_position
 
     new_generator: dict[str, Callable[[], Generator]] = {
         "today": lambda: todays_generator(model, tokenizer, max_new_tokens),
@@ -154,27 +181,35 @@ def safety_workload(
     }
     generators: dict[str, Generator] = {}
     runs: dict[str, list[GenerationTiming]] = {name: [] for name in new_generator}
+    ceilings: dict[str, list[tuple[float, float]]] = {name: [] for name in new_generator}
     generations: dict[str, list[Any]] = {}
     for repeat in range(repeats):
         for name in sorted(new_generator, reverse=repeat % 2 == 1):
             generators[name] = new_generator[name]()
+            ceilings[name].append(ceiling_now())
             started = time.perf_counter()
             generations[name] = generators[name].generate(conversations)
             seconds = time.perf_counter() - started
             runs[name].append(GenerationTiming(seconds, sum(g.n_new_tokens for g in generations[name]), [g.text for g in generations[name]]))
-            log(f"{max_new_tokens} new tokens, {name}: {runs[name][-1].tokens_per_s:.1f} tokens/s ({seconds:.1f} s)")
+            log(f"{max_new_tokens} new tokens, {name}: {runs[name][-1].tokens_per_s:.1f} tokens/s ({seconds:.1f} s), "
+                "ceiling {:.0f} GFLOP/s, {:.1f} GB/s".format(*ceilings[name][-1]))
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    kv_bytes = kv_cache_bytes_per_position(model.config.get_text_config(), model.dtype.itemsize)
     row: dict[str, Any] = {"prompts": len(conversations), "max_new_tokens": max_new_tokens, "repeats": repeats}
     for name, generator in generators.items():
         shapes = batch_shapes(generator, tokenizer, conversations, generations[name])
-        roofline_s = generation_roofline_s(model.config, shapes, weight_bytes=weight_bytes, gbps=gbps, gflops=gflops)
-        timing = median_timing(runs[name])
+        seconds = [run.seconds for run in runs[name]]
+        shares = roofline_shares(model.config, shapes, seconds, ceilings[name], weight_bytes=weight_bytes)
+        with_attention = roofline_shares(model.config, shapes, seconds, ceilings[name], weight_bytes=weight_bytes, kv_bytes_per_position=kv_bytes)
         row[name] = {
             "batches": [len(lengths) for _, lengths in shapes],
-            "tokens_per_s": timing.tokens_per_s,
+            "tokens_per_s": median_timing(runs[name]).tokens_per_s,
             "tokens_per_s_range": [min(r.tokens_per_s for r in runs[name]), max(r.tokens_per_s for r in runs[name])],
-            "roofline_tokens_per_s": timing.new_tokens / roofline_s,
-            "roofline_share": roofline_s / timing.seconds,
+            "ceilings": ceilings[name],
+            "roofline_tokens_per_s": statistics.median(run.tokens_per_s / share for run, share in zip(runs[name], shares, strict=True)),
+            "roofline_shares": shares,
+            "roofline_share": statistics.median(shares),
+            "roofline_share_with_attention": statistics.median(with_attention),
         }
     row["new_tokens"] = runs["auto"][0].new_tokens
     row["paired_speedups"] = [new.tokens_per_s / old.tokens_per_s for new, old in zip(runs["auto"], runs["today"], strict=True)]

@@ -111,10 +111,14 @@ def markdown(results: dict[str, Any]) -> str:
             ],
         )
     if rows := results.get("safety_generation"):
+        ceilings = [ceiling for row in rows for name in ("today", "auto") for ceiling in row[name]["ceilings"]]
+        gflops, gbps = [gflops for gflops, _ in ceilings], [gbps for _, gbps in ceilings]
         lines += [
             f"**Safety prompts** ({rows[0]['prompts']} prompts, greedy, fp32; today's generator and the in-place decoder in turns, "
-            f"median of {rows[0]['repeats']}; roofline: weights read once per forward pass at {results['memory_read_gbps']:.1f} GB/s "
-            f"plus 2 FLOPs per weight per computed token at the fp32 matmul rate, prefill included)",
+            f"median of {rows[0]['repeats']}; roofline: weights read once per forward pass at the memory read bandwidth "
+            "plus 2 FLOPs per weight per computed token at the fp32 2048² matmul rate, prefill included, each run against "
+            f"both measured just before it ({min(gflops):.0f}-{max(gflops):.0f} GFLOP/s, {min(gbps):.1f}-{max(gbps):.1f} GB/s); "
+            "with attention: also each running row's keys and values over its context read once per step, and attention's FLOPs)",
             "",
         ]
         table = []
@@ -123,12 +127,17 @@ def markdown(results: dict[str, Any]) -> str:
                 path = row[name]
                 table.append([
                     str(row["max_new_tokens"]), label, "+".join(map(str, path["batches"])), f"{path['tokens_per_s']:.0f}",
-                    "{:.0f}-{:.0f}".format(*path["tokens_per_s_range"]), f"{path['roofline_tokens_per_s']:.0f}", f"{path['roofline_share']:.0%}",
+                    "{:.0f}-{:.0f}".format(*path["tokens_per_s_range"]), f"{path['roofline_tokens_per_s']:.0f}",
+                    f"{path['roofline_share']:.0%} ({min(path['roofline_shares']):.0%}-{max(path['roofline_shares']):.0%})",
+                    f"{path['roofline_share_with_attention']:.0%}",
                     "1.00x" if name == "today" else " ".join(f"{x:.2f}x" for x in row["paired_speedups"]),
                     f"{row['identical_replies']}/{row['prompts']}" if name == "auto" else "-",
                 ])
         lines += _table(
-            ["new tokens", "generator", "batches", "tokens/s", "range", "roofline tokens/s", "of roofline", "vs today (each pair)", "identical"],
+            [
+                "new tokens", "generator", "batches", "tokens/s", "range", "roofline tokens/s", "of roofline (runs)", "of roofline with attention",
+                "vs today (each pair)", "identical",
+            ],
             table,
         )
         if opt_in := [row for row in rows if "bf16_autocast" in row]:

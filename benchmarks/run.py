@@ -80,7 +80,7 @@ def generation(config_path: Path, repeats: int, n_prompts: int) -> dict[str, Any
     )
 
 
-def safety_generation(config_path: Path, repeats: int, gflops: float, gbps: float) -> list[dict[str, Any]]:
+def safety_generation(config_path: Path, repeats: int) -> list[dict[str, Any]]:
     """The safety eval's prompts at its budget and at the counseling budget: today's generator vs the in-place decoder."""
     from benchmarks.generation import safety_workload
     from harness.evals.safety import safety_conversations
@@ -89,7 +89,7 @@ def safety_generation(config_path: Path, repeats: int, gflops: float, gbps: floa
     conversations = safety_conversations(data.safety, config.data.counseling.system_prompt)
     budgets = (config.eval.generation.budget_for("safety"), config.eval.generation.max_new_tokens)
     return [
-        safety_workload(model, tokenizer, data.safety, conversations, max_new_tokens=budget, repeats=repeats, gbps=gbps, gflops=gflops, log=console.log)
+        safety_workload(model, tokenizer, data.safety, conversations, max_new_tokens=budget, repeats=repeats, log=console.log)
         for budget in budgets
     ]
 
@@ -162,16 +162,14 @@ def main() -> int:
     from benchmarks.eval_phase import compare_eval_phase
     from benchmarks.machine import describe_machine
     from benchmarks.report import print_report
-    from harness.models.throughput import memory_read_gbps
 
     results: dict[str, Any] = {"date": datetime.date.today().isoformat(), "machine": describe_machine()}
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as scratch:
         workdir = Path(scratch)
-        if not {"roofline", "training", "safety_generation"} <= set(args.skip):
-            console.log("matmul roofline and memory bandwidth ...")
+        if not {"roofline", "training"} <= set(args.skip):
+            console.log("matmul roofline ...")
             results["bf16_matmul_size"] = bf16_matmul_size()
             results["roofline"] = roofline(results["bf16_matmul_size"])
-            results["memory_read_gbps"] = memory_read_gbps()
         if "memory" not in args.skip:
             console.log("memory of the loaded base ...")
             results["memory"] = memory()
@@ -180,7 +178,7 @@ def main() -> int:
             results["generation"] = generation(args.config, args.repeats, args.prompts)
         if "safety_generation" not in args.skip:
             console.log("safety prompts: today's generator vs the in-place decoder, in turns ...")
-            results["safety_generation"] = safety_generation(args.config, args.repeats, results["roofline"]["float32"], results["memory_read_gbps"])
+            results["safety_generation"] = safety_generation(args.config, args.repeats)
         if "eval_phase" not in args.skip:
             console.log("one checkpoint's eval phase, as it was and as it is, in turns ...")
             results["eval_phase"] = compare_eval_phase(args.config, args.repeats, log=console.log)

@@ -125,6 +125,7 @@ def training_pieces_ms(model_config: Any, *, batch: int, short_length: int, long
     import torch
     from transformers.loss.loss_utils import ForCausalLMLoss
 
+    from harness.models.throughput import head_dim
     from harness.stages.speed.blockwise_loss import causal_lm_loss
     from harness.stages.speed.lora_dropout import LaneDropout
     from harness.stages.speed.short_attention import plain_causal_attention
@@ -137,13 +138,12 @@ def training_pieces_ms(model_config: Any, *, batch: int, short_length: int, long
     def loss_step(loss_function: Callable[..., Any]) -> None:
         loss_function(logits.clone().requires_grad_(True), labels, vocab).backward()
 
-    heads = model_config.num_attention_heads
-    head_dim = getattr(model_config, "head_dim", None) or model_config.hidden_size // heads
-    scale = head_dim**-0.5
+    heads, head_size = model_config.num_attention_heads, head_dim(model_config)
+    scale = head_size**-0.5
 
     def attention_inputs(length: int) -> list[torch.Tensor]:
         kv_heads = model_config.num_key_value_heads
-        return [torch.randn(batch, n, length, head_dim, dtype=torch.bfloat16) for n in (heads, kv_heads, kv_heads)]
+        return [torch.randn(batch, n, length, head_size, dtype=torch.bfloat16) for n in (heads, kv_heads, kv_heads)]
 
     def sdpa(q: Any, k: Any, v: Any, mask: Any) -> Any:
         return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale, enable_gqa=True)

@@ -136,16 +136,17 @@ class TransformersBackend:
         import psutil
         import torch
 
+        from harness.models.throughput import kv_cache_bytes_per_position
+
         config = self.model.config.get_text_config()
-        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         element = torch.finfo(self.model.dtype).bits // 8
-        cache = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * (width + max_new_tokens)
-        prefill = width * (3 * config.intermediate_size + 4 * config.hidden_size) + 2 * config.vocab_size
+        cache = kv_cache_bytes_per_position(config, element) * (width + max_new_tokens)
+        prefill = (width * (3 * config.intermediate_size + 4 * config.hidden_size) + 2 * config.vocab_size) * element
         if self.model.device.type == "cuda":
             free = torch.cuda.mem_get_info(self.model.device)[0]
         else:
             free = psutil.virtual_memory().available
-        return max(1, int(self.MEMORY_SHARE * free // ((cache + prefill) * element)))
+        return max(1, int(self.MEMORY_SHARE * free // (cache + prefill)))
 
 
 class Generator:

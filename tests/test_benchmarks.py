@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from benchmarks.report import markdown, targets
 from benchmarks.training import median_row
-from harness.models.throughput import forward_flops_per_token, generation_roofline_s
+from harness.models.throughput import forward_flops_per_token, generation_roofline_s, kv_cache_bytes_per_position
 
 
 def test_forward_flops_count_every_matmul_weight_twice_plus_attention():
@@ -87,16 +87,44 @@ def test_generation_roofline_reads_the_weights_once_per_forward_pass_and_compute
         hidden_size=4, num_attention_heads=2, head_dim=2, num_key_value_heads=1, intermediate_size=8, num_hidden_layers=3, vocab_size=10
     )
     flops_per_token = 2 * (3 * 144 + 4 * 10)
-    # one batch: 30 prompt tokens, replies of 5 and 2 tokens -> a prefill and 4 decode steps computing 4 + 1 tokens
-    seconds = generation_roofline_s(config, [(30, [5, 2])], weight_bytes=2_000_000_000, gbps=20.0, gflops=1e-3)
+    # one batch: prompts of 20 and 10 tokens, replies of 5 and 2 tokens -> a prefill and 4 decode steps computing 4 + 1 tokens
+    seconds = generation_roofline_s(config, [([20, 10], [5, 2])], weight_bytes=2_000_000_000, gbps=20.0, gflops=1e-3)
     assert abs(seconds - (5 * 0.1 + (30 + 5) * flops_per_token / 1e6)) < 1e-9
-    two = generation_roofline_s(config, [(30, [5, 2]), (30, [5, 2])], weight_bytes=2_000_000_000, gbps=20.0, gflops=1e-3)
+    two = generation_roofline_s(config, [([20, 10], [5, 2]), ([20, 10], [5, 2])], weight_bytes=2_000_000_000, gbps=20.0, gflops=1e-3)
     assert abs(two - 2 * seconds) < 1e-9
+
+
+def test_generation_roofline_with_attention_reads_each_running_rows_context_once_per_step():
+    config = SimpleNamespace(
+        hidden_size=4, num_attention_heads=2, head_dim=2, num_key_value_heads=1, intermediate_size=8, num_hidden_layers=3, vocab_size=10
+    )
+    assert kv_cache_bytes_per_position(config, 4) == 2 * 3 * 1 * 2 * 4
+    batch = [([20, 10], [5, 2])]
+    without = generation_roofline_s(config, batch, weight_bytes=2_000_000_000, gbps=20.0, gflops=1e-3)
+    # the 20-token prompt's row decodes 4 steps over contexts 21..24, the 10-token one 1 step over 11
+    positions = (21 + 22 + 23 + 24) + 11
+    with_attention = generation_roofline_s(config, batch, weight_bytes=2_000_000_000, gbps=20.0, gflops=1e-3, kv_bytes_per_position=10**9)
+    assert abs(with_attention - without - positions * (10**9 / 20e9 + 4 * 3 * 2 * 2 / 1e6)) < 1e-9
+
+
+def test_each_run_is_held_against_the_ceiling_measured_before_it():
+    from benchmarks.generation import roofline_shares
+
+    config = SimpleNamespace(
+        hidden_size=4, num_attention_heads=2, head_dim=2, num_key_value_heads=1, intermediate_size=8, num_hidden_layers=3, vocab_size=10
+    )
+    shapes = [([20, 10], [5, 2])]
+    alone = generation_roofline_s(config, shapes, weight_bytes=2_000_000_000, gbps=20.0, gflops=1e-3)
+    # the same run time against a ceiling twice as fast (matmuls and memory) is half the share
+    shares = roofline_shares(config, shapes, [2 * alone, 2 * alone], [(1e-3, 20.0), (2e-3, 40.0)], weight_bytes=2_000_000_000)
+    assert abs(shares[0] - 0.5) < 1e-9 and abs(shares[1] - 0.25) < 1e-9
 
 
 def test_generation_targets_need_the_speedup_the_roofline_share_and_every_reply_identical():
     def row(speedups, share, identical):
-        path = {"batches": [76], "tokens_per_s": 300.0, "tokens_per_s_range": [290.0, 310.0], "roofline_tokens_per_s": 450.0, "roofline_share": share}
+        path = {"batches": [76], "tokens_per_s": 300.0, "tokens_per_s_range": [290.0, 310.0], "roofline_tokens_per_s": 450.0, "roofline_share": share,
+                "roofline_shares": [share - 0.05, share, share + 0.02], "roofline_share_with_attention": share + 0.1,
+                "ceilings": [[150.0, 40.0], [97.0, 31.8], [140.0, 45.5]]}
         return {"prompts": 76, "max_new_tokens": 256, "repeats": 2, "today": path, "auto": path, "paired_speedups": speedups, "identical_replies": identical}
 
     assert [ok for _, _, ok in targets({"safety_generation": [row([2.1, 2.3], 0.65, 76)]})] == [True]
@@ -107,8 +135,9 @@ def test_generation_targets_need_the_speedup_the_roofline_share_and_every_reply_
     assert [ok for _, _, ok in targets({"eval_phase": phase})] == [False]
     opt_in = {"tokens_per_s": 150.0, "identical_replies": 70, "metrics": {"refusal_rate_harmful": [0.5, 0.5], "unverified_hotlines": [2.0, 3.0]}}
     rows = [{**row([2.1, 2.3], 0.65, 76), "bf16_autocast": opt_in}]
-    text = markdown({**_results(resident_int8=200.0), "memory_read_gbps": 17.0, "safety_generation": rows, "eval_phase": phase})
-    assert "| 256 | in-place KV cache, finished rows leave | 76 | 300 | 290-310 | 450 | 65% | 2.10x 2.30x | 76/76 |" in text
+    text = markdown({**_results(resident_int8=200.0), "safety_generation": rows, "eval_phase": phase})
+    assert "| 256 | in-place KV cache, finished rows leave | 76 | 300 | 290-310 | 450 | 65% (60%-67%) | 75% | 2.10x 2.30x | 76/76 |" in text
+    assert "each run against both measured just before it (97-150 GFLOP/s, 31.8-45.5 GB/s)" in text
     assert "| 256 | 150 | 0.50x | 70/76 | refusal_rate_harmful 50.0% -> 50.0%; **unverified_hotlines 2 -> 3** |" in text
 
 

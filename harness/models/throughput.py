@@ -36,15 +36,24 @@ def matmul_gflops(dtype_name: str, *, size: int = 2048, repeats: int = ROOFLINE_
     return 2 * size**3 / statistics.median(seconds) / 1e9
 
 
+def head_dim(model_config: Any) -> int:
+    return getattr(model_config, "head_dim", None) or model_config.hidden_size // model_config.num_attention_heads
+
+
+def attention_flops_per_position(model_config: Any) -> float:
+    """FLOPs one token spends on one position of its context, over all layers: 2 for the score and 2 for the
+    weighted value, per query head dimension."""
+    return 4 * model_config.num_hidden_layers * model_config.num_attention_heads * head_dim(model_config)
+
+
 def forward_flops_per_token(model_config: Any, seq_len: int) -> float:
-    """FLOPs of one token's forward pass through a Llama/Qwen-style decoder at sequence length `seq_len`."""
+    """FLOPs of one token's forward pass through a Llama/Qwen-style decoder at sequence length `seq_len` (causal:
+    a token attends to half the sequence on average)."""
     hidden = model_config.hidden_size
-    heads = model_config.num_attention_heads
-    head_dim = getattr(model_config, "head_dim", None) or hidden // heads
-    kv_dim = model_config.num_key_value_heads * head_dim
-    per_layer = hidden * heads * head_dim * 2 + hidden * kv_dim * 2 + 3 * hidden * model_config.intermediate_size
+    kv_dim = model_config.num_key_value_heads * head_dim(model_config)
+    per_layer = hidden * model_config.num_attention_heads * head_dim(model_config) * 2 + hidden * kv_dim * 2 + 3 * hidden * model_config.intermediate_size
     matmul_weights = model_config.num_hidden_layers * per_layer + hidden * model_config.vocab_size
-    return 2 * matmul_weights + 2 * model_config.num_hidden_layers * seq_len * heads * head_dim
+    return 2 * matmul_weights + attention_flops_per_position(model_config) * seq_len / 2
 
 
 def estimated_tokens_per_s(model_config: Any, seq_len: int, gflops: float) -> float:
@@ -68,18 +77,32 @@ def memory_read_gbps(*, megabytes: int = 1024, repeats: int = ROOFLINE_REPEATS) 
     return data.numel() * 4 / statistics.median(seconds) / 1e9
 
 
+def kv_cache_bytes_per_position(model_config: Any, element_size: int) -> int:
+    """Bytes of keys and values one context position holds over all layers."""
+    return 2 * model_config.num_hidden_layers * model_config.num_key_value_heads * head_dim(model_config) * element_size
+
+
 def generation_roofline_s(
-    model_config: Any, batches: list[tuple[int, list[int]]], *, weight_bytes: int, gbps: float, gflops: float
+    model_config: Any, batches: list[tuple[list[int], list[int]]], *, weight_bytes: int, gbps: float, gflops: float,
+    kv_bytes_per_position: int | None = None,
 ) -> float:
     """The least time greedy generation of `batches` takes on this machine: every forward pass reads the weights
     once (`weight_bytes` at `gbps`) and does 2 FLOPs per matmul weight for each token it computes at `gflops`:
-    the prompt's tokens in the prefill, then one per running reply per step. A batch is (prompt tokens, each
-    reply's length with its stop token); attention over the context is left out, as it is small at these lengths."""
+    the prompt's tokens in the prefill, then one per running reply per step. A batch is (each prompt's tokens,
+    each reply's length with its stop token).
+
+    Without `kv_bytes_per_position` attention is left out, as issue 22 defines the roofline. With it, each decode
+    step of a running row also reads its keys and values over its context (its prompt and reply so far, padding
+    not counted) at `gbps` and does attention's FLOPs over it. Exact attention cannot avoid either, and at 256 new
+    tokens it took a fifth of a 76-row decode step in the profile recorded in benchmarks/README.md."""
     flops_per_token = forward_flops_per_token(model_config, 0)
     read_s = weight_bytes / (gbps * 1e9)
     seconds = 0.0
-    for prompt_tokens, reply_lengths in batches:
+    for prompt_lengths, reply_lengths in batches:
         decode_steps = max(reply_lengths) - 1
-        tokens = prompt_tokens + sum(length - 1 for length in reply_lengths)
+        tokens = sum(prompt_lengths) + sum(length - 1 for length in reply_lengths)
         seconds += (1 + decode_steps) * read_s + tokens * flops_per_token / (gflops * 1e9)
+        if kv_bytes_per_position is not None:
+            context = sum(prompt * (length - 1) + length * (length - 1) // 2 for prompt, length in zip(prompt_lengths, reply_lengths, strict=True))
+            seconds += context * (kv_bytes_per_position / (gbps * 1e9) + attention_flops_per_position(model_config) / (gflops * 1e9))
     return seconds
