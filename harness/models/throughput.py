@@ -37,6 +37,7 @@ def matmul_gflops(dtype_name: str, *, size: int = 2048, repeats: int = ROOFLINE_
 
 
 def head_dim(model_config: Any) -> int:
+    """Width of one attention head: the config's own, else the hidden size split evenly over the heads."""
     return getattr(model_config, "head_dim", None) or model_config.hidden_size // model_config.num_attention_heads
 
 
@@ -49,9 +50,9 @@ def attention_flops_per_position(model_config: Any) -> float:
 def forward_flops_per_token(model_config: Any, seq_len: int) -> float:
     """FLOPs of one token's forward pass through a Llama/Qwen-style decoder at sequence length `seq_len` (causal:
     a token attends to half the sequence on average)."""
-    hidden = model_config.hidden_size
-    kv_dim = model_config.num_key_value_heads * head_dim(model_config)
-    per_layer = hidden * model_config.num_attention_heads * head_dim(model_config) * 2 + hidden * kv_dim * 2 + 3 * hidden * model_config.intermediate_size
+    hidden, size = model_config.hidden_size, head_dim(model_config)
+    q_dim, kv_dim = model_config.num_attention_heads * size, model_config.num_key_value_heads * size
+    per_layer = hidden * q_dim * 2 + hidden * kv_dim * 2 + 3 * hidden * model_config.intermediate_size
     matmul_weights = model_config.num_hidden_layers * per_layer + hidden * model_config.vocab_size
     return 2 * matmul_weights + attention_flops_per_position(model_config) * seq_len / 2
 
