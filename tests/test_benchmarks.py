@@ -86,10 +86,11 @@ def test_generation_roofline_reads_the_weights_once_per_forward_pass_and_compute
     config = SimpleNamespace(
         hidden_size=4, num_attention_heads=2, head_dim=2, num_key_value_heads=1, intermediate_size=8, num_hidden_layers=3, vocab_size=10
     )
-    flops_per_token = 2 * (3 * 144 + 4 * 10)
-    # one batch: prompts of 20 and 10 tokens, replies of 5 and 2 tokens -> a prefill and 4 decode steps computing 4 + 1 tokens
+    layers_flops, head_flops = 2 * 3 * 144, 2 * 4 * 10
+    # one batch: prompts of 20 and 10 tokens, replies of 5 and 2 tokens -> a prefill (30 tokens through the layers,
+    # logits for the 2 last positions) and 4 decode steps computing 4 + 1 tokens
     seconds = generation_roofline_s(config, [([20, 10], [5, 2])], weight_bytes=2_000_000_000, gbps=20.0, gflops=1e-3)
-    assert abs(seconds - (5 * 0.1 + (30 + 5) * flops_per_token / 1e6)) < 1e-9
+    assert abs(seconds - (5 * 0.1 + ((30 + 5) * layers_flops + (2 + 5) * head_flops) / 1e6)) < 1e-9
     two = generation_roofline_s(config, [([20, 10], [5, 2]), ([20, 10], [5, 2])], weight_bytes=2_000_000_000, gbps=20.0, gflops=1e-3)
     assert abs(two - 2 * seconds) < 1e-9
 

@@ -53,8 +53,13 @@ def forward_flops_per_token(model_config: Any, seq_len: int) -> float:
     hidden, size = model_config.hidden_size, head_dim(model_config)
     q_dim, kv_dim = model_config.num_attention_heads * size, model_config.num_key_value_heads * size
     per_layer = hidden * q_dim * 2 + hidden * kv_dim * 2 + 3 * hidden * model_config.intermediate_size
-    matmul_weights = model_config.num_hidden_layers * per_layer + hidden * model_config.vocab_size
-    return 2 * matmul_weights + attention_flops_per_position(model_config) * seq_len / 2
+    matmul_weights = model_config.num_hidden_layers * per_layer
+    return 2 * matmul_weights + output_head_flops(model_config) + attention_flops_per_position(model_config) * seq_len / 2
+
+
+def output_head_flops(model_config: Any) -> float:
+    """FLOPs of one position's logits: the output projection from the hidden state to every vocabulary entry."""
+    return 2 * model_config.hidden_size * model_config.vocab_size
 
 
 def estimated_tokens_per_s(model_config: Any, seq_len: int, gflops: float) -> float:
@@ -89,8 +94,9 @@ def generation_roofline_s(
 ) -> float:
     """The least time greedy generation of `batches` takes on this machine: every forward pass reads the weights
     once (`weight_bytes` at `gbps`) and does 2 FLOPs per matmul weight for each token it computes at `gflops`:
-    the prompt's tokens in the prefill, then one per running reply per step. A batch is (each prompt's tokens,
-    each reply's length with its stop token).
+    the prompt's tokens in the prefill, then one per running reply per step. The prefill needs logits for each
+    prompt's last position only (as both decoders ask for), so the output projection counts once per prompt
+    there. A batch is (each prompt's tokens, each reply's length with its stop token).
 
     Without `kv_bytes_per_position` attention is left out, as issue 22 defines the roofline. With it, each decode
     step of a running row also reads its keys and values over its context (its prompt and reply so far, padding
@@ -102,7 +108,9 @@ def generation_roofline_s(
     for prompt_lengths, reply_lengths in batches:
         decode_steps = max(reply_lengths) - 1
         tokens = sum(prompt_lengths) + sum(length - 1 for length in reply_lengths)
-        seconds += (1 + decode_steps) * read_s + tokens * flops_per_token / (gflops * 1e9)
+        prefill_without_logits = sum(prompt_lengths) - len(prompt_lengths)
+        flops = tokens * flops_per_token - prefill_without_logits * output_head_flops(model_config)
+        seconds += (1 + decode_steps) * read_s + flops / (gflops * 1e9)
         if kv_bytes_per_position is not None:
             context = sum(prompt * (length - 1) + length * (length - 1) // 2 for prompt, length in zip(prompt_lengths, reply_lengths, strict=True))
             seconds += context * (kv_bytes_per_position / (gbps * 1e9) + attention_flops_per_position(model_config) / (gflops * 1e9))
