@@ -8,11 +8,14 @@ from benchmarks.report import markdown, targets
 from benchmarks.training import median_row
 from harness.models.throughput import forward_flops_per_token, generation_roofline_s, kv_cache_bytes_per_position
 
+TINY_DECODER = SimpleNamespace(
+    hidden_size=4, num_attention_heads=2, head_dim=2, num_key_value_heads=1, intermediate_size=8, num_hidden_layers=3, vocab_size=10
+)
+"""A decoder config small enough to count its FLOPs by hand in the tests below."""
+
 
 def test_forward_flops_count_every_matmul_weight_twice_plus_attention():
-    config = SimpleNamespace(
-        hidden_size=4, num_attention_heads=2, head_dim=2, num_key_value_heads=1, intermediate_size=8, num_hidden_layers=3, vocab_size=10
-    )
+    config = TINY_DECODER
     # per layer: q and o 4x4 each, k and v 4x2 each, gate/up/down 4x8 each = 16+16+8+8+96 = 144 weights
     weights = 3 * 144 + 4 * 10
     attention = 2 * 3 * 5 * 2 * 2
@@ -83,9 +86,7 @@ def test_markdown_shows_each_training_row_with_its_range_and_the_layer_and_piece
 
 
 def test_generation_roofline_reads_the_weights_once_per_forward_pass_and_computes_only_real_tokens():
-    config = SimpleNamespace(
-        hidden_size=4, num_attention_heads=2, head_dim=2, num_key_value_heads=1, intermediate_size=8, num_hidden_layers=3, vocab_size=10
-    )
+    config = TINY_DECODER
     layers_flops, head_flops = 2 * 3 * 144, 2 * 4 * 10
     # one batch: prompts of 20 and 10 tokens, replies of 5 and 2 tokens -> a prefill (30 tokens through the layers,
     # logits for the 2 last positions) and 4 decode steps computing 4 + 1 tokens
@@ -96,9 +97,7 @@ def test_generation_roofline_reads_the_weights_once_per_forward_pass_and_compute
 
 
 def test_generation_roofline_with_attention_reads_each_running_rows_context_once_per_step():
-    config = SimpleNamespace(
-        hidden_size=4, num_attention_heads=2, head_dim=2, num_key_value_heads=1, intermediate_size=8, num_hidden_layers=3, vocab_size=10
-    )
+    config = TINY_DECODER
     assert kv_cache_bytes_per_position(config, 4) == 2 * 3 * 1 * 2 * 4
     batch = [([20, 10], [5, 2])]
     without = generation_roofline_s(config, batch, weight_bytes=2_000_000_000, gbps=20.0, gflops=1e-3)
@@ -111,9 +110,7 @@ def test_generation_roofline_with_attention_reads_each_running_rows_context_once
 def test_each_run_is_held_against_the_ceiling_measured_before_it():
     from benchmarks.generation import roofline_shares
 
-    config = SimpleNamespace(
-        hidden_size=4, num_attention_heads=2, head_dim=2, num_key_value_heads=1, intermediate_size=8, num_hidden_layers=3, vocab_size=10
-    )
+    config = TINY_DECODER
     shapes = [([20, 10], [5, 2])]
     alone = generation_roofline_s(config, shapes, weight_bytes=2_000_000_000, gbps=20.0, gflops=1e-3)
     # the same run time against a ceiling twice as fast (matmuls and memory) is half the share

@@ -102,14 +102,14 @@ def generation_roofline_s(
     step of a running row also reads its keys and values over its context (its prompt and reply so far, padding
     not counted) at `gbps` and does attention's FLOPs over it. Exact attention cannot avoid either, and at 256 new
     tokens it took a fifth of a 76-row decode step in the profile recorded in benchmarks/README.md."""
-    flops_per_token = forward_flops_per_token(model_config, 0)
+    head_flops = output_head_flops(model_config)
+    layers_flops = forward_flops_per_token(model_config, 0) - head_flops
     read_s = weight_bytes / (gbps * 1e9)
     seconds = 0.0
     for prompt_lengths, reply_lengths in batches:
         decode_steps = max(reply_lengths) - 1
-        tokens = sum(prompt_lengths) + sum(length - 1 for length in reply_lengths)
-        prefill_without_logits = sum(prompt_lengths) - len(prompt_lengths)
-        flops = tokens * flops_per_token - prefill_without_logits * output_head_flops(model_config)
+        decoded = sum(length - 1 for length in reply_lengths)
+        flops = (sum(prompt_lengths) + decoded) * layers_flops + (len(prompt_lengths) + decoded) * head_flops
         seconds += (1 + decode_steps) * read_s + flops / (gflops * 1e9)
         if kv_bytes_per_position is not None:
             context = sum(prompt * (length - 1) + length * (length - 1) // 2 for prompt, length in zip(prompt_lengths, reply_lengths, strict=True))
