@@ -40,9 +40,12 @@ def bf16_matmul_size() -> int:
 
 
 def roofline(bf16_size: int) -> dict[str, float]:
-    from harness.models.throughput import matmul_gflops
+    """Each dtype's ceiling (its fastest kernel), and fp32's kernels one by one."""
+    from harness.models.throughput import matmul_gflops, matmul_kernel_gflops
 
-    return {"float32": matmul_gflops("float32"), "bfloat16": matmul_gflops("bfloat16", size=bf16_size)}
+    float32 = matmul_kernel_gflops("float32")
+    by_kernel = {f"float32, {kernel}": gflops for kernel, gflops in float32.items()} if len(float32) > 1 else {}
+    return {"float32": max(float32.values()), **by_kernel, "bfloat16": matmul_gflops("bfloat16", size=bf16_size)}
 
 
 def memory() -> list[dict[str, Any]]:

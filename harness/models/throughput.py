@@ -21,19 +21,38 @@ ROOFLINE_REPEATS = 20
 
 
 def matmul_gflops(dtype_name: str, *, size: int = 2048, repeats: int = ROOFLINE_REPEATS) -> float:
-    """Median GFLOP/s of a `size`-square matmul in `dtype_name` ("float32" or "bfloat16") on the CPU."""
+    """Median GFLOP/s of a `size`-square matmul in `dtype_name` ("float32" or "bfloat16") on the CPU, through the
+    fastest of the kernels `matmul_kernel_gflops` times."""
+    return max(matmul_kernel_gflops(dtype_name, size=size, repeats=repeats).values())
+
+
+def matmul_kernel_gflops(dtype_name: str, *, size: int = 2048, repeats: int = ROOFLINE_REPEATS) -> dict[str, float]:
+    """Median GFLOP/s of a `size`-square matmul in `dtype_name` per kernel the harness multiplies with:
+    `torch.matmul` (MKL for fp32, oneDNN for bf16) and, for fp32, oneDNN's GEMM, which the decoder's linear
+    layers use (harness/models/linear_kernel.py). A ceiling is the fastest of them: on an AVX-512 AMD host
+    oneDNN's fp32 read 214 GFLOP/s where MKL's read 177."""
     import torch
+
+    from harness.models.linear_kernel import onednn_available, onednn_linear
 
     dtype = getattr(torch, dtype_name)
     a = torch.randn(size, size).to(dtype)
     b = torch.randn(size, size).to(dtype)
-    torch.matmul(a, b)
+    kernels = {"torch.matmul": lambda: torch.matmul(a, b)}
+    if dtype == torch.float32 and onednn_available():
+        kernels["oneDNN"] = lambda: onednn_linear(a, b)
+    return {name: 2 * size**3 / _median_seconds(kernel, repeats) / 1e9 for name, kernel in kernels.items()}
+
+
+def _median_seconds(work: Any, repeats: int) -> float:
+    """Median wall time of `work()` over `repeats` calls after one untimed call."""
+    work()
     seconds = []
     for _ in range(repeats):
         started = time.perf_counter()
-        torch.matmul(a, b)
+        work()
         seconds.append(time.perf_counter() - started)
-    return 2 * size**3 / statistics.median(seconds) / 1e9
+    return statistics.median(seconds)
 
 
 def head_dim(model_config: Any) -> int:
@@ -74,13 +93,7 @@ def memory_read_gbps(*, megabytes: int = 1024, repeats: int = ROOFLINE_REPEATS) 
     import torch
 
     data = torch.ones(megabytes * 2**20 // 4)
-    data.sum()
-    seconds = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        data.sum()
-        seconds.append(time.perf_counter() - started)
-    return data.numel() * 4 / statistics.median(seconds) / 1e9
+    return data.numel() * 4 / _median_seconds(data.sum, repeats) / 1e9
 
 
 def kv_cache_bytes_per_position(model_config: Any, element_size: int) -> int:
