@@ -8,7 +8,8 @@ they sum in different orders, so logits differ in their last bits (about 1e-7 re
 do between machines, and greedy replies stay token-identical: tests/test_generate.py compares the
 decoder's replies with `model.generate`'s, which keeps MKL.
 
-Imported only where a transformers model generates: it imports torch.
+Imported where a model generates and where the fp32 matmul ceiling is timed (`throughput.py`): it
+imports torch.
 """
 
 from __future__ import annotations
