@@ -24,11 +24,16 @@ class TwoLayers(torch.nn.Module):
         return self.bf16(self.fp32(inputs).to(torch.bfloat16))
 
 
-def calls_to_onednn(monkeypatch) -> list[tuple[int, ...]]:
-    """The weight shapes the layers multiply through oneDNN with from here on."""
-    calls: list[tuple[int, ...]] = []
+def calls_to_onednn(monkeypatch) -> list[tuple[tuple[int, ...], bool]]:
+    """The shapes of the weights the layers multiply through oneDNN with from here on, and whether each was packed."""
+    calls: list[tuple[tuple[int, ...], bool]] = []
     real = linear_kernel.onednn_linear
-    monkeypatch.setattr(linear_kernel, "onednn_linear", lambda inputs, weight, bias=None: calls.append(tuple(weight.shape)) or real(inputs, weight, bias))
+
+    def recorded(inputs, weight, bias=None):
+        calls.append((tuple(weight.shape), weight.is_mkldnn))
+        return real(inputs, weight, bias)
+
+    monkeypatch.setattr(linear_kernel, "onednn_linear", recorded)
     return calls
 
 
@@ -40,7 +45,7 @@ def test_only_plain_fp32_layers_go_to_onednn_and_give_f_linears_products_to_roun
     with torch.inference_mode(), onednn_linears(model) as taken:
         through_onednn = model.fp32(inputs)
         model(inputs)
-    assert taken == 1 and calls == [(192, 576), (192, 576)], "the bf16 layer must keep its own forward"
+    assert taken == 1 and calls == [((192, 576), True)] * 2, "the bf16 layer must keep its own forward"
     # fp32 sums of 576 products in another order: differences of a few ulps of the largest partial sums.
     torch.testing.assert_close(through_onednn, expected, rtol=1e-5, atol=1e-5)
     assert through_onednn.shape == expected.shape
@@ -74,7 +79,35 @@ def test_a_block_inside_a_block_leaves_the_outer_ones_layers_to_it(monkeypatch):
         with onednn_linears(model) as inner:
             pass
         model.fp32(torch.randn(2, 576))
-    assert (outer, inner) == (1, 0) and calls == [(192, 576)] and "forward" not in vars(model.fp32)
+    assert (outer, inner) == (1, 0) and calls == [((192, 576), True)] and "forward" not in vars(model.fp32)
+
+
+def test_weights_that_do_not_fit_packed_are_multiplied_as_they_are_with_the_same_products(monkeypatch):
+    model = TwoLayers()
+    inputs = torch.randn(7, 576)
+    calls = calls_to_onednn(monkeypatch)
+    with torch.inference_mode():
+        with onednn_linears(model):
+            packed = model.fp32(inputs)
+        monkeypatch.setattr(linear_kernel, "PACKED_MEMORY_SHARE", 0.0)
+        with onednn_linears(model):
+            unpacked = model.fp32(inputs)
+    assert calls == [((192, 576), True), ((192, 576), False)]
+    # Same GEMM, weights laid out differently: equal bit for bit on the AVX-512 host; another host's kernels may
+    # block the sums differently, hence fp32 rounding as the bound.
+    torch.testing.assert_close(packed, unpacked, rtol=1e-5, atol=1e-5)
+
+
+def test_a_weight_shared_by_two_layers_is_packed_once(monkeypatch):
+    model = TwoLayers()
+    model.tied = torch.nn.Linear(576, 192, bias=False)
+    model.tied.weight = model.fp32.weight
+    packings = []
+    real = linear_kernel.packed_weight
+    monkeypatch.setattr(linear_kernel, "packed_weight", lambda weight: packings.append(weight) or real(weight))
+    with torch.inference_mode(), onednn_linears(model) as taken:
+        pass
+    assert taken == 2 and len(packings) == 1
 
 
 def test_fp32_is_timed_on_mkl_and_onednn_and_its_ceiling_is_the_faster(monkeypatch):

@@ -28,19 +28,20 @@ def matmul_gflops(dtype_name: str, *, size: int = 2048, repeats: int = ROOFLINE_
 
 def matmul_kernel_gflops(dtype_name: str, *, size: int = 2048, repeats: int = ROOFLINE_REPEATS) -> dict[str, float]:
     """Median GFLOP/s of a `size`-square matmul in `dtype_name` per kernel the harness multiplies with:
-    `torch.matmul` (MKL for fp32, oneDNN for bf16) and, for fp32, oneDNN's GEMM, which the decoder's linear
-    layers use (harness/models/linear_kernel.py). A ceiling is the fastest of them: on an AVX-512 AMD host
+    `torch.matmul` (MKL for fp32, oneDNN for bf16) and, for fp32, oneDNN's GEMM on a packed weight, as the
+    decoder's linear layers use it (harness/models/linear_kernel.py). A ceiling is the fastest of them: on an AVX-512 AMD host
     oneDNN's fp32 read 214 GFLOP/s where MKL's read 177."""
     import torch
 
-    from harness.models.linear_kernel import onednn_available, onednn_linear
+    from harness.models.linear_kernel import onednn_available, onednn_linear, packed_weight
 
     dtype = getattr(torch, dtype_name)
     a = torch.randn(size, size).to(dtype)
     b = torch.randn(size, size).to(dtype)
     kernels = {"torch.matmul": lambda: torch.matmul(a, b)}
     if dtype == torch.float32 and onednn_available():
-        kernels["oneDNN"] = lambda: onednn_linear(a, b)
+        packed = packed_weight(b)
+        kernels["oneDNN"] = lambda: onednn_linear(a, packed)
     return {name: 2 * size**3 / _median_seconds(kernel, repeats) / 1e9 for name, kernel in kernels.items()}
 
 
