@@ -124,7 +124,8 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         table = []
         for row in rows:
-            for name, label in (("today", "`model.generate`, DynamicCache"), ("auto", "in-place KV cache, finished rows leave")):
+            in_place = "in-place KV cache, finished rows leave" + {True: ", compiled decode attention", False: ", SDPA"}.get(row.get("decode_attention_kernel"), "")
+            for name, label in (("today", "`model.generate`, DynamicCache"), ("auto", in_place)):
                 path = row[name]
                 table.append([
                     str(row["max_new_tokens"]), label, "+".join(map(str, path["batches"])), f"{path['tokens_per_s']:.0f}",
@@ -157,7 +158,8 @@ def markdown(results: dict[str, Any]) -> str:
                 ],
             )
     if phase := results.get("eval_phase"):
-        lines += [f"**One checkpoint's eval phase** (base, default config, whole suite, fresh run directory; in turns, {phase['repeats']} pairs)", ""]
+        attention = {True: "; after: compiled decode attention", False: "; after: SDPA, the decode attention kernel did not build"}.get(phase.get("decode_attention_kernel"), "")
+        lines += [f"**One checkpoint's eval phase** (base, default config, whole suite, fresh run directory; in turns, {phase['repeats']} pairs{attention})", ""]
         lines += _table(
             ["before s", "after s", "speedup", "metric values"],
             [[f"{b:.1f}", f"{a:.1f}", f"{b / a:.2f}x", "identical" if phase["identical_metrics"] else "differ"]

@@ -12,7 +12,8 @@ The model is called as `generate` calls it for greedy search: left padding, a 2-
 (left out when no prompt is padded), position ids counted from each row's first real token, logits
 for the last position only, argmax in fp32. Each reply is therefore independent of its batch-mates,
 and the replies equal `generate`'s token for token in fp32 (tests/test_generate.py compares them), with
-the linear layers on oneDNN's fp32 GEMM where torch has it (harness/models/linear_kernel.py says why).
+the linear layers on oneDNN's fp32 GEMM where torch has it (harness/models/linear_kernel.py says why)
+and each decode step's attention through a compiled kernel where it builds (harness/models/attention_kernel.py).
 
 Imported only where a transformers model generates: it imports torch and transformers.
 """
@@ -26,6 +27,7 @@ from typing import Any
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
+from harness.models.attention_kernel import kernel_attention
 from harness.models.linear_kernel import onednn_linears
 
 
@@ -113,7 +115,7 @@ def greedy_decode(
     running = list(range(rows))
     budget = torch.tensor(budgets, device=device)
     stops = torch.tensor(list(stop_token_ids), device=device)
-    with torch.inference_mode(), onednn_linears(model):
+    with torch.inference_mode(), onednn_linears(model), kernel_attention(model):
         logits = model(input_ids=input_ids.to(device), attention_mask=mask[:, :width] if padded else None, position_ids=positions, **common).logits
         for step in range(max(budgets)):
             tokens = logits[:, -1].to(dtype=torch.float32).argmax(-1)

@@ -33,7 +33,8 @@ def test_the_wheel_has_harness_as_its_only_top_level_package(wheel):
     top_level = {name.split("/", 1)[0] for name in names if not name.split("/", 1)[0].endswith(".dist-info")}
     assert top_level == {"harness"}
     for module in ("harness/stages/training.py", "harness/stages/speed/int8_linear.py", "harness/evals/registry.py",
-                   "harness/reports/templates/report.html.j2", "harness/sample_data/safety_prompts.jsonl"):
+                   "harness/reports/templates/report.html.j2", "harness/sample_data/safety_prompts.jsonl",
+                   "harness/models/decode_attention.cpp"):
         assert module in names, module
 
 
