@@ -171,6 +171,39 @@ def test_rows_leaving_at_their_stop_or_own_budget_leave_the_others_unchanged(fp3
     assert [len(reply) for reply, stop in zip(decoded, stopped) if not stop] == [b for b, stop in zip(budgets, stopped) if not stop]
 
 
+def test_prompts_prefilled_in_chunks_of_their_own_width_decode_as_one_padded_batch(fp32_model, embedded_tokenizer, monkeypatch):
+    """Chunks narrower than the longest prompt leave their keys right-aligned in the shared cache; with a small
+    chunk size some chunks are padded and some not (equal lengths), and every reply must still be `generate`'s."""
+    from harness.evals import greedy_decoding
+    from harness.evals.greedy_decoding import greedy_decode, greedy_generate, prefill_chunks
+
+    generator = make_generator(fp32_model, embedded_tokenizer, batch_size=1)
+    conversations = [*CONVERSATIONS, *eval_requests("tiny.yaml", [])[1][1][:6]]
+    prompts = encoded_prompts(generator, embedded_tokenizer, conversations)
+    longest = conversations[max(range(len(prompts)), key=lambda row: len(prompts[row]))]
+    conversations += [longest, longest]
+    prompts = encoded_prompts(generator, embedded_tokenizer, conversations)
+    monkeypatch.setattr(greedy_decoding, "PREFILL_CHUNK_TOKENS", 2 * max(len(ids) for ids in prompts))
+    chunks = prefill_chunks([len(ids) for ids in prompts])
+    widths = [{len(prompts[row]) for row in chunk} for chunk in chunks]
+    assert len(chunks) > 2 and any(len(w) == 1 for w in widths) and any(len(w) > 1 for w in widths)
+    settings = {"stop_token_ids": generator.stop_token_ids, "pad_token_id": embedded_tokenizer.pad_token_id}
+    budgets = [10] * len(prompts)
+    assert greedy_decode(fp32_model, prompts, budgets, **settings) == greedy_generate(fp32_model, prompts, budgets, **settings)
+
+
+@pytest.mark.parametrize(("lengths", "limit"), [([5, 3, 9, 3, 7, 1], 12), ([40, 2, 2], 16), ([4] * 10, 1024)])
+def test_prefill_chunks_take_rows_by_length_within_the_token_limit(lengths, limit, monkeypatch):
+    from harness.evals import greedy_decoding
+
+    monkeypatch.setattr(greedy_decoding, "PREFILL_CHUNK_TOKENS", limit)
+    chunks = greedy_decoding.prefill_chunks(lengths)
+    assert sorted(row for chunk in chunks for row in chunk) == list(range(len(lengths)))
+    assert [lengths[row] for chunk in chunks for row in chunk] == sorted(lengths)
+    assert all(len(chunk) == 1 or len(chunk) * max(lengths[row] for row in chunk) <= limit for chunk in chunks)
+    assert all((len(a) + 1) * lengths[b[0]] > limit for a, b in zip(chunks, chunks[1:])), "each chunk takes rows while they fit"
+
+
 def test_a_lora_adapter_decodes_as_model_generate_decodes_it(embedded_model_dir, embedded_tokenizer):
     """Evals of trained arms run through a `PeftModel`: the cache and the last-position logits must reach the model inside."""
     from peft import LoraConfig, get_peft_model
