@@ -1,11 +1,10 @@
 """A decoder's attention over its KV cache through a small compiled kernel while it decodes on the CPU.
 
 At a decode step each row brings one new token, so grouped-query attention is, per row and key/value
-head, a handful of query heads against that head's cached keys and values. torch's SDPA kernel runs
-each such pair as tiny GEMMs (three query rows for SmolLM2) and spends most of its time outside the
-arithmetic: 2-3 ms a layer at 76 rows and about 220 positions on the AVX-512 AMD host of
-benchmarks/README.md, a third of a 256-token decode step, where reading the keys and values once
-takes 0.5 ms. `decode_attention.cpp` reads them once per query head from cache, on 16-float vectors,
+head, a handful of query heads (three for SmolLM2) against that head's cached keys and values. torch's
+SDPA CPU kernel is built for long queries and spends most of its time outside the arithmetic on this
+shape: 2-3 ms a layer at 72 rows and about 220 positions on the AVX-512 AMD host of benchmarks/README.md,
+a third of a 256-token decode step, where reading the keys and values once takes 0.3-0.5 ms. `decode_attention.cpp` reads them once per query head from cache, on 16-float vectors,
 in 0.7-1.0 ms. It computes in fp32 like SDPA and sums in a different order, so outputs differ in their
 last bits (about 1e-7 relative) and greedy replies stay token-identical (tests/test_generate.py).
 

@@ -374,9 +374,11 @@ class EvalConfig(Strict):
     """Evaluate on an 8-bit base. Off by default: LLM.int8 picks outlier columns per batch, so its
     scores and greedy replies depend on which items share a batch; full precision does not."""
     bf16_autocast: bool = False
-    """bf16 autocast for eval forward passes: faster where the CPU has native bf16 (1.4-1.7x on the safety
-    prompts), but replies and scores change (benchmarks/README.md: 70 of 76 safety replies and a refusal
-    rate moved), so results are comparable only with results computed the same way."""
+    """bf16 autocast for eval forward passes. Replies and scores change (benchmarks/README.md: 70 of 76 safety
+    replies and a refusal rate moved), so results are comparable only with results computed the same way.
+    It keeps SDPA for attention, so on the CPU it is now slower than the exact fp32 decoder with its compiled
+    attention kernel (AVX-512 host, 2026-12-03: 0.75x at 256 new tokens, 0.93x at 96); it may still pay on
+    GPUs or CPUs with AMX."""
     limit: int | None = Field(None, ge=1)
     perplexity: PerplexityEvalConfig = PerplexityEvalConfig()
     generation: GenerationConfig = GenerationConfig()
