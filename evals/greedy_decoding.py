@@ -40,7 +40,7 @@ shortest prefill of 256-2048 (5 chunks; 512 and 2048 within 3% of it, 256 13% sl
 
 class PrefixLayer(DynamicLayer):
     """One layer's keys and values in a buffer [rows, kv heads, capacity, head dim] allocated at the first
-    update; the model is handed the filled prefix, as a view."""
+    update or placement; the model is handed the filled prefix, as a view."""
 
     def __init__(self, capacity: int) -> None:
         super().__init__()
@@ -163,7 +163,7 @@ def _prefill(model: Any, prompt_ids: Sequence[Sequence[int]], layers: list[Prefi
     at the longest prompt's width (as one left-padded batch would leave them).
 
     The prompts go through in chunks of similar length (`PREFILL_CHUNK_TOKENS`), each padded only to its own
-    longest prompt: less compute on padding, and activations small enough to stay in the CPU's caches."""
+    longest prompt: less compute on padding, and less memory for activations."""
     device, width = model.device, max(len(ids) for ids in prompt_ids)
     logits: torch.Tensor | None = None
     for chunk in prefill_chunks([len(ids) for ids in prompt_ids]):

@@ -74,7 +74,9 @@ def kernel_attention_forward(
     """transformers' attention signature: query [rows, heads, 1, head dim] and the cache's keys and values
     [rows, kv heads, positions, head dim] through the kernel where it applies, else SDPA's forward."""
     rows, heads, q_length, head_dim = query.shape
-    mask_ok = attention_mask is None or (attention_mask.dtype == torch.bool and attention_mask.shape[1:3] == (1, 1))
+    mask_ok = attention_mask is None or (
+        attention_mask.dtype == torch.bool and attention_mask.shape[1:3] == (1, 1) and attention_mask.shape[-1] == key.shape[2]
+    )
     takes = (
         q_length == 1 and head_dim in HEAD_DIMS and dropout == 0.0 and mask_ok and not module.training
         and all(t.dtype == torch.float32 and t.device.type == "cpu" and t.stride(-1) == 1 for t in (query, key, value))

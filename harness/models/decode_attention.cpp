@@ -92,7 +92,8 @@ torch::Tensor grouped_decode_attention(torch::Tensor query, torch::Tensor key, t
   TORCH_CHECK(head_dim == 64 || head_dim == 128, "decode attention takes head dim 64 or 128, not ", head_dim);
   TORCH_CHECK(key.stride(3) == 1 && value.stride(3) == 1, "decode attention needs keys and values contiguous in the head dim");
   const bool masked = visible.numel() > 0;
-  TORCH_CHECK(!masked || (visible.scalar_type() == torch::kBool && visible.dim() == 2 && visible.stride(1) == 1),
+  TORCH_CHECK(!masked || (visible.scalar_type() == torch::kBool && visible.dim() == 2 && visible.stride(1) == 1 &&
+                          visible.size(0) == query.size(0) && visible.size(1) == key.size(2)),
               "decode attention takes visible positions as [rows, positions] bool, contiguous in positions");
   torch::Tensor q = query.contiguous();
   Layout at{query.size(0), query.size(1), query.size(2), key.size(2),
