@@ -167,14 +167,9 @@ def _prefill(model: Any, prompt_ids: Sequence[Sequence[int]], layers: list[Prefi
     device, width = model.device, max(len(ids) for ids in prompt_ids)
     logits: torch.Tensor | None = None
     for chunk in prefill_chunks([len(ids) for ids in prompt_ids]):
-        chunk_width = max(len(prompt_ids[row]) for row in chunk)
-        input_ids = torch.full((len(chunk), chunk_width), pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(chunk), chunk_width), dtype=torch.long)
-        for slot, row in enumerate(chunk):
-            input_ids[slot, chunk_width - len(prompt_ids[row]) :] = torch.tensor(prompt_ids[row], dtype=torch.long)
-            mask[slot, chunk_width - len(prompt_ids[row]) :] = 1
+        input_ids, mask = left_padded([prompt_ids[row] for row in chunk], pad_token_id)
         positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
-        chunk_layers = [PrefixLayer(chunk_width) for _ in layers]
+        chunk_layers = [PrefixLayer(input_ids.shape[1]) for _ in layers]
         out = model(
             input_ids=input_ids.to(device), attention_mask=mask.to(device) if bool((mask == 0).any()) else None,
             position_ids=positions.to(device), **_forward_settings(model, Cache(layers=chunk_layers)),
@@ -209,11 +204,7 @@ def greedy_generate(
     from transformers import GenerationConfig
 
     width = max(len(ids) for ids in prompt_ids)
-    input_ids = torch.full((len(prompt_ids), width), pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
-    for row, ids in enumerate(prompt_ids):
-        input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-        attention_mask[row, width - len(ids) :] = 1
+    input_ids, attention_mask = left_padded(prompt_ids, pad_token_id)
     settings = GenerationConfig(
         max_new_tokens=max(budgets), do_sample=False, num_beams=1, eos_token_id=list(stop_token_ids), pad_token_id=pad_token_id,
         use_cache=True,
@@ -221,6 +212,17 @@ def greedy_generate(
     with torch.inference_mode():
         output = model.generate(input_ids=input_ids.to(model.device), attention_mask=attention_mask.to(model.device), generation_config=settings)
     return [_through_first_stop(row[width:].tolist()[:budget], stop_token_ids) for row, budget in zip(output, budgets, strict=True)]
+
+
+def left_padded(prompt_ids: Sequence[Sequence[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input ids and attention mask [rows, longest prompt] with each prompt right-aligned after `pad_token_id`s."""
+    width = max(len(ids) for ids in prompt_ids)
+    input_ids = torch.full((len(prompt_ids), width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
+    for row, ids in enumerate(prompt_ids):
+        input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+        mask[row, width - len(ids) :] = 1
+    return input_ids, mask
 
 
 def _through_first_stop(tokens: list[int], stop_token_ids: Sequence[int]) -> list[int]:
