@@ -173,10 +173,10 @@ def safety_workload(
     ceiling measured just before it (`ceiling_now`), without and with attention's reads of the KV cache
     (`generation_roofline_s`). Then one run of the opt-in bf16 path, with the replies and metric values it
     changes (`opt_in_bf16_cost`)."""
-    from harness.models.attention_kernel import compiled_kernel
+    from harness.models.cpu_kernels import compiled_kernels
     from harness.models.throughput import kv_cache_bytes_per_position
 
-    kernel_built = compiled_kernel() is not None  # built before the timed runs: a machine's first decode pays it once
+    kernels_built = compiled_kernels() is not None  # built before the timed runs: a machine's first decode pays it once
     new_generator: dict[str, Callable[[], Generator]] = {
         "today": lambda: todays_generator(model, tokenizer, max_new_tokens),
         "auto": lambda: Generator(model, tokenizer, model_fingerprint="benchmark", max_new_tokens=max_new_tokens, batch_size=None),
@@ -197,7 +197,7 @@ def safety_workload(
                 "ceiling {:.0f} GFLOP/s, {:.1f} GB/s".format(*ceilings[name][-1]))
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     kv_bytes = kv_cache_bytes_per_position(model.config.get_text_config(), model.dtype.itemsize)
-    row: dict[str, Any] = {"prompts": len(conversations), "max_new_tokens": max_new_tokens, "repeats": repeats, "decode_attention_kernel": kernel_built}
+    row: dict[str, Any] = {"prompts": len(conversations), "max_new_tokens": max_new_tokens, "repeats": repeats, "compiled_cpu_kernels": kernels_built}
     for name, generator in generators.items():
         shapes = batch_shapes(generator, tokenizer, conversations, generations[name])
         seconds = [run.seconds for run in runs[name]]

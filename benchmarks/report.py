@@ -72,6 +72,16 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
     return checks
 
 
+def _kernels_label(run: dict[str, Any], lead: str) -> str:
+    """Which decode kernels the new path had: the compiled CPU kernels or torch's own ops; recordings from before
+    the norm, rotary and argmax kernels name the compiled attention alone."""
+    if "compiled_cpu_kernels" in run:
+        return lead + ("compiled CPU kernels" if run["compiled_cpu_kernels"] else "torch's own ops, the CPU kernels did not build")
+    if "decode_attention_kernel" in run:
+        return lead + ("compiled decode attention" if run["decode_attention_kernel"] else "SDPA")
+    return ""
+
+
 def _metric_changes(metrics: dict[str, list[float | None]]) -> str:
     """`name a -> b` per safety metric, shown as the reports show it, in bold where the opt-in path moved it."""
     from harness.evals.safety import SPEC
@@ -124,7 +134,7 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         table = []
         for row in rows:
-            in_place = "in-place KV cache, finished rows leave" + {True: ", compiled decode attention", False: ", SDPA"}.get(row.get("decode_attention_kernel"), "")
+            in_place = "in-place KV cache, finished rows leave" + _kernels_label(row, ", ")
             for name, label in (("today", "`model.generate`, DynamicCache"), ("auto", in_place)):
                 path = row[name]
                 table.append([
@@ -158,7 +168,7 @@ def markdown(results: dict[str, Any]) -> str:
                 ],
             )
     if phase := results.get("eval_phase"):
-        attention = {True: "; after: compiled decode attention", False: "; after: SDPA, the decode attention kernel did not build"}.get(phase.get("decode_attention_kernel"), "")
+        attention = _kernels_label(phase, "; after: ")
         lines += [f"**One checkpoint's eval phase** (base, default config, whole suite, fresh run directory; in turns, {phase['repeats']} pairs{attention})", ""]
         lines += _table(
             ["before s", "after s", "speedup", "metric values"],

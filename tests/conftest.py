@@ -31,6 +31,19 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def cpu_kernels() -> Any:
+    """The decoder's compiled CPU kernels, built here as on a user's machine (a C++ compiler and ninja); tests using
+    them skip where no C++ compiler is on the PATH."""
+    if shutil.which(os.environ.get("CXX", "c++")) is None:
+        pytest.skip("no C++ compiler on the PATH to build the CPU kernels")
+    from harness.models.cpu_kernels import compiled_kernels
+
+    kernels = compiled_kernels()
+    assert kernels is not None, "the kernels must build where a compiler is present"
+    return kernels
+
+
+@pytest.fixture(scope="session")
 def sample_data() -> Path:
     return SAMPLE_DATA
 

@@ -34,7 +34,7 @@ def test_the_wheel_has_harness_as_its_only_top_level_package(wheel):
     assert top_level == {"harness"}
     for module in ("harness/stages/training.py", "harness/stages/speed/int8_linear.py", "harness/evals/registry.py",
                    "harness/reports/templates/report.html.j2", "harness/sample_data/safety_prompts.jsonl",
-                   "harness/models/decode_attention.cpp"):
+                   "harness/models/cpu_kernels.cpp"):
         assert module in names, module
 
 

@@ -4,28 +4,23 @@ At a decode step each row brings one new token, so grouped-query attention is, p
 head, a handful of query heads (three for SmolLM2) against that head's cached keys and values. torch's
 SDPA CPU kernel is built for long queries and spends most of its time outside the arithmetic on this
 shape: 2-3 ms a layer at 72 rows and about 220 positions on the AVX-512 AMD host of benchmarks/README.md,
-a third of a 256-token decode step, where reading the keys and values once takes 0.3-0.5 ms. `decode_attention.cpp` reads them once per query head from cache, on 16-float vectors,
-in 0.7-1.0 ms. It computes in fp32 like SDPA and sums in a different order, so outputs differ in their
-last bits (about 1e-7 relative) and greedy replies stay token-identical (tests/test_generate.py).
+a third of a 256-token decode step, where reading the keys and values once takes 0.3-0.5 ms. The kernel
+in `cpu_kernels.cpp` reads them once per query head from cache, on 16-float vectors, in 0.7-1.0 ms. It
+computes in fp32 like SDPA and sums in a different order, so outputs differ in their last bits (about
+1e-7 relative) and greedy replies stay token-identical (tests/test_generate.py).
 
-The kernel is compiled for this machine's CPU at first use (torch's C++ extension loader: a C++
-compiler and ninja; about 30 s, then cached under a name that carries the CPU's flags and torch's
-version). Where it cannot be built, decoding keeps SDPA and says so once. Only fp32 decode steps on
-the CPU with head dim 64 or 128 and plain full attention take it; the prefill, other dtypes, devices
-and attention variants (soft-capping, sinks, biases, windows) keep transformers' SDPA path.
+The kernel is compiled for this machine's CPU at first use (`cpu_kernels.py`); where it cannot be built,
+decoding keeps SDPA. Only fp32 decode steps on the CPU with head dim 64 or 128 and plain full attention
+take it; the prefill, other dtypes, devices and attention variants (soft-capping, sinks, biases,
+windows) keep transformers' SDPA path.
 
 Imported where a model generates: it imports torch and transformers.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import torch
@@ -33,12 +28,11 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-from harness.core.console import console
+from harness.models.cpu_kernels import compiled_kernels
 
 IMPLEMENTATION = "harness_decode"
 """The name the kernel is registered under in transformers' attention and mask registries."""
 
-SOURCE = Path(__file__).with_name("decode_attention.cpp")
 HEAD_DIMS = (64, 128)
 VARIANT_KWARGS = ("softcap", "s_aux", "sinks", "position_bias", "sliding_window")
 """Keyword arguments of attention variants the kernel does not compute; a call with any of them set keeps SDPA."""
@@ -51,7 +45,7 @@ def kernel_attention(model: Any) -> Iterator[bool]:
 
     The model's attention implementation is switched on its config and switched back on the way out."""
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    kernel = compiled_kernel() if config._attn_implementation == "sdpa" and model.device.type == "cpu" else None
+    kernel = compiled_kernels() if config._attn_implementation == "sdpa" and model.device.type == "cpu" else None
     if kernel is None:
         yield False
         return
@@ -87,30 +81,5 @@ def kernel_attention_forward(
     kv_heads = key.shape[1]
     visible = torch.empty(0, dtype=torch.bool) if attention_mask is None else attention_mask[:, 0, 0, :].expand(rows, -1).contiguous()
     scale = scaling if scaling is not None else head_dim**-0.5
-    out = compiled_kernel().grouped_decode_attention(query.reshape(rows, kv_heads, heads // kv_heads, head_dim), key, value, visible, scale)
+    out = compiled_kernels().grouped_decode_attention(query.reshape(rows, kv_heads, heads // kv_heads, head_dim), key, value, visible, scale)
     return out.reshape(rows, heads, 1, head_dim).transpose(1, 2).contiguous(), None
-
-
-@functools.cache
-def compiled_kernel() -> ModuleType | None:
-    """The kernel built for this CPU and torch (or loaded from the build cache), or None where it cannot be built."""
-    from torch.utils.cpp_extension import load
-
-    try:
-        return load(
-            name=f"harness_decode_attention_{_build_key()}", sources=[str(SOURCE)],
-            extra_cflags=["-O3", "-march=native", "-fopenmp"], verbose=False,
-        )
-    except Exception as error:  # noqa: BLE001 -- any build failure leaves SDPA in place
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        console.log(f"[yellow]decode attention kernel not built ({first_line}); decoding keeps torch's SDPA[/yellow]")
-        return None
-
-
-def _build_key() -> str:
-    """A digest of what the binary depends on besides its source: the CPU's instruction sets and torch's version."""
-    cpu = platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        cpu += next((line for line in cpuinfo.read_text().splitlines() if line.startswith(("flags", "Features"))), "")
-    return hashlib.sha256(f"{cpu}|{torch.__version__}".encode()).hexdigest()[:12]

@@ -1,0 +1,234 @@
+// The decoder's fp32 CPU kernels, built by harness/models/cpu_kernels.py at first use (its docstring says why
+// they exist). Built with -ffp-contract=off, so each does exactly the roundings its source spells out.
+//
+// grouped_decode_attention: grouped-query attention of one new token per row over its KV cache.
+//   query [rows, kv heads, group, head dim]: the `group` query heads that share one key/value head;
+//   key, value [rows, kv heads, positions, head dim], any strides with the head dim contiguous (views of a
+//   larger cache buffer); visible [rows, positions] bool, contiguous in positions, or an empty tensor when
+//   every position is visible. Returns [rows, kv heads, group, head dim].
+//   Each (row, kv head) reads its keys and values once per query head of its group, from cache after the
+//   first; the products run on 16-float vectors (GCC/Clang vector extensions, lowered to whatever the
+//   build machine has), the softmax is ATen's.
+// rms_norm: transformers' Llama-style RMSNorm, weight * (x * rsqrt(mean(x^2) + eps)), the mean summed on
+//   16-float vectors (ATen sums in another order).
+// rotary: transformers' rotary embedding x * cos + rotate_half(x) * sin, the same roundings in the same order.
+// greedy_tokens: each row's first index of its largest value, NaN counting as largest (torch.argmax's rule).
+
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace {
+
+typedef float vec16 __attribute__((vector_size(64), aligned(4)));
+typedef float vec8 __attribute__((vector_size(32), aligned(4)));
+typedef float vec4 __attribute__((vector_size(16), aligned(4)));
+typedef int32_t lanes16 __attribute__((vector_size(64)));
+
+inline float lanes_sum(vec16 v) {
+  vec8 half = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  vec4 quarter = __builtin_shufflevector(half, half, 0, 1, 2, 3) + __builtin_shufflevector(half, half, 4, 5, 6, 7);
+  return (quarter[0] + quarter[2]) + (quarter[1] + quarter[3]);
+}
+
+struct Layout {
+  int64_t rows, heads, group, positions;
+  int64_t key_row, key_head, key_position, value_row, value_head, value_position, visible_row;
+};
+
+// scores[r, h, g, l] = scale * query[r, h, g] . key[r, h, l], or -inf where position l is not visible.
+template <int CHUNKS>
+void scores_of(const float* query, const float* key, const bool* visible, float scale, const Layout& at, float* scores) {
+  const float hidden = -std::numeric_limits<float>::infinity();
+  at::parallel_for(0, at.rows * at.heads, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t pair = begin; pair < end; ++pair) {
+      const int64_t r = pair / at.heads, h = pair % at.heads;
+      const float* keys = key + r * at.key_row + h * at.key_head;
+      for (int64_t g = 0; g < at.group; ++g) {
+        const vec16* q = reinterpret_cast<const vec16*>(query + (pair * at.group + g) * CHUNKS * 16);
+        vec16 q_chunks[CHUNKS];
+        for (int c = 0; c < CHUNKS; ++c) q_chunks[c] = q[c];
+        float* out = scores + (pair * at.group + g) * at.positions;
+        for (int64_t l = 0; l < at.positions; ++l) {
+          const vec16* k = reinterpret_cast<const vec16*>(keys + l * at.key_position);
+          vec16 acc = q_chunks[0] * k[0];
+          for (int c = 1; c < CHUNKS; ++c) acc += q_chunks[c] * k[c];
+          out[l] = (visible == nullptr || visible[r * at.visible_row + l]) ? lanes_sum(acc) * scale : hidden;
+        }
+      }
+    }
+  });
+}
+
+// out[r, h, g] = sum over l of weights[r, h, g, l] * value[r, h, l].
+template <int CHUNKS>
+void weighted_values(const float* weights, const float* value, const Layout& at, float* out) {
+  at::parallel_for(0, at.rows * at.heads, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t pair = begin; pair < end; ++pair) {
+      const int64_t r = pair / at.heads, h = pair % at.heads;
+      const float* values = value + r * at.value_row + h * at.value_head;
+      for (int64_t g = 0; g < at.group; ++g) {
+        const float* w = weights + (pair * at.group + g) * at.positions;
+        vec16 acc[CHUNKS] = {};
+        for (int64_t l = 0; l < at.positions; ++l) {
+          const vec16* v = reinterpret_cast<const vec16*>(values + l * at.value_position);
+          for (int c = 0; c < CHUNKS; ++c) acc[c] += w[l] * v[c];
+        }
+        vec16* o = reinterpret_cast<vec16*>(out + (pair * at.group + g) * CHUNKS * 16);
+        for (int c = 0; c < CHUNKS; ++c) o[c] = acc[c];
+      }
+    }
+  });
+}
+
+template <int CHUNKS>
+void attend(const float* query, const float* key, const float* value, const bool* visible, float scale, const Layout& at,
+            torch::Tensor& scores, float* out) {
+  scores_of<CHUNKS>(query, key, visible, scale, at, scores.data_ptr<float>());
+  torch::Tensor weights = scores.softmax(-1);
+  weighted_values<CHUNKS>(weights.data_ptr<float>(), value, at, out);
+}
+
+torch::Tensor grouped_decode_attention(torch::Tensor query, torch::Tensor key, torch::Tensor value, torch::Tensor visible, double scale) {
+  const int64_t head_dim = query.size(3);
+  TORCH_CHECK(query.scalar_type() == torch::kFloat && key.scalar_type() == torch::kFloat && value.scalar_type() == torch::kFloat,
+              "decode attention takes fp32 tensors");
+  TORCH_CHECK(head_dim == 64 || head_dim == 128, "decode attention takes head dim 64 or 128, not ", head_dim);
+  TORCH_CHECK(key.stride(3) == 1 && value.stride(3) == 1, "decode attention needs keys and values contiguous in the head dim");
+  const bool masked = visible.numel() > 0;
+  TORCH_CHECK(!masked || (visible.scalar_type() == torch::kBool && visible.dim() == 2 && visible.stride(1) == 1 &&
+                          visible.size(0) == query.size(0) && visible.size(1) == key.size(2)),
+              "decode attention takes visible positions as [rows, positions] bool, contiguous in positions");
+  torch::Tensor q = query.contiguous();
+  Layout at{query.size(0), query.size(1), query.size(2), key.size(2),
+            key.stride(0), key.stride(1), key.stride(2), value.stride(0), value.stride(1), value.stride(2), masked ? visible.stride(0) : 0};
+  torch::Tensor scores = torch::empty({at.rows, at.heads, at.group, at.positions}, query.options());
+  torch::Tensor out = torch::empty_like(q);
+  const bool* shown = masked ? visible.data_ptr<bool>() : nullptr;
+  if (head_dim == 64) {
+    attend<4>(q.data_ptr<float>(), key.data_ptr<float>(), value.data_ptr<float>(), shown, static_cast<float>(scale), at, scores, out.data_ptr<float>());
+  } else {
+    attend<8>(q.data_ptr<float>(), key.data_ptr<float>(), value.data_ptr<float>(), shown, static_cast<float>(scale), at, scores, out.data_ptr<float>());
+  }
+  return out;
+}
+
+
+// Rows at most this wide (floats) per task go to one thread: below it a second thread costs more than it saves.
+constexpr int64_t kSerialFloats = 1 << 15;
+
+int64_t rows_per_task(int64_t width) { return std::max<int64_t>(1, kSerialFloats / std::max<int64_t>(width, 1)); }
+
+torch::Tensor rms_norm(torch::Tensor x, torch::Tensor weight, double eps) {
+  TORCH_CHECK(x.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat, "rms_norm takes fp32 tensors");
+  const int64_t width = x.size(-1);
+  TORCH_CHECK(weight.dim() == 1 && weight.size(0) == width, "rms_norm takes a weight as wide as the input's last dim");
+  torch::Tensor in = x.contiguous(), w = weight.contiguous();
+  torch::Tensor out = torch::empty_like(in);
+  const int64_t rows = width == 0 ? 0 : in.numel() / width, vectors = width / 16;
+  const float* src = in.data_ptr<float>();
+  const float* scale_by = w.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  const float epsilon = static_cast<float>(eps);
+  at::parallel_for(0, rows, rows_per_task(width), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* row = src + r * width;
+      vec16 squares = {};
+      for (int64_t c = 0; c < vectors; ++c) {
+        const vec16 v = reinterpret_cast<const vec16*>(row)[c];
+        squares += v * v;
+      }
+      float sum = lanes_sum(squares);
+      for (int64_t i = vectors * 16; i < width; ++i) sum += row[i] * row[i];
+      const float inverse = 1.0f / std::sqrt(sum / static_cast<float>(width) + epsilon);
+      float* o = dst + r * width;
+      for (int64_t i = 0; i < width; ++i) o[i] = scale_by[i] * (row[i] * inverse);
+    }
+  });
+  return out;
+}
+
+torch::Tensor rotary(torch::Tensor x, torch::Tensor cos, torch::Tensor sin) {
+  TORCH_CHECK(x.dim() == 4 && x.scalar_type() == torch::kFloat && x.stride(3) == 1, "rotary takes fp32 [rows, heads, positions, dim], dim contiguous");
+  const int64_t rows = x.size(0), heads = x.size(1), positions = x.size(2), dim = x.size(3), half = dim / 2;
+  TORCH_CHECK(dim % 2 == 0 && cos.sizes() == sin.sizes() && cos.dim() == 3 && cos.size(0) == rows && cos.size(1) == positions &&
+                  cos.size(2) == dim && cos.scalar_type() == torch::kFloat && sin.scalar_type() == torch::kFloat,
+              "rotary takes fp32 cos and sin [rows, positions, dim] for an even dim");
+  torch::Tensor c = cos.contiguous(), s = sin.contiguous();
+  torch::Tensor out = torch::empty({rows, heads, positions, dim}, x.options());
+  const float* src = x.data_ptr<float>();
+  const float* cosines = c.data_ptr<float>();
+  const float* sines = s.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  const int64_t row_stride = x.stride(0), head_stride = x.stride(1), position_stride = x.stride(2);
+  at::parallel_for(0, rows * heads * positions, rows_per_task(dim), [&](int64_t begin, int64_t end) {
+    for (int64_t index = begin; index < end; ++index) {
+      const int64_t r = index / (heads * positions), h = (index / positions) % heads, p = index % positions;
+      const float* in = src + r * row_stride + h * head_stride + p * position_stride;
+      const float* co = cosines + (r * positions + p) * dim;
+      const float* si = sines + (r * positions + p) * dim;
+      float* o = dst + index * dim;
+      for (int64_t i = 0; i < half; ++i) o[i] = in[i] * co[i] + (-in[i + half]) * si[i];
+      for (int64_t i = half; i < dim; ++i) o[i] = in[i] * co[i] + in[i - half] * si[i];
+    }
+  });
+  return out;
+}
+
+int64_t first_largest(const float* row, int64_t width) {
+  const int64_t vectors = width / 16;
+  if (vectors == 0) {
+    int64_t best = 0;
+    for (int64_t i = 0; i < width; ++i) {
+      if (std::isnan(row[i])) return i;
+      if (row[i] > row[best]) best = i;
+    }
+    return best;
+  }
+  vec16 top = reinterpret_cast<const vec16*>(row)[0];
+  lanes16 unordered = {};
+  for (int64_t c = 0; c < vectors; ++c) {
+    const vec16 v = reinterpret_cast<const vec16*>(row)[c];
+    top = v > top ? v : top;
+    unordered |= v != v;
+  }
+  bool nan = false;
+  float largest = top[0];
+  for (int lane = 0; lane < 16; ++lane) {
+    nan |= unordered[lane] != 0;
+    largest = std::max(largest, top[lane]);
+  }
+  for (int64_t i = vectors * 16; i < width; ++i) {
+    nan |= std::isnan(row[i]);
+    largest = std::max(largest, row[i]);
+  }
+  for (int64_t i = 0; i < width; ++i) {
+    if (nan ? std::isnan(row[i]) : row[i] == largest) return i;
+  }
+  return 0;
+}
+
+torch::Tensor greedy_tokens(torch::Tensor logits) {
+  TORCH_CHECK(logits.dim() == 2 && logits.scalar_type() == torch::kFloat && logits.size(1) > 0, "greedy_tokens takes fp32 logits [rows, vocabulary]");
+  torch::Tensor in = logits.contiguous();
+  const int64_t rows = in.size(0), width = in.size(1);
+  torch::Tensor tokens = torch::empty({rows}, in.options().dtype(torch::kLong));
+  const float* src = in.data_ptr<float>();
+  int64_t* out = tokens.data_ptr<int64_t>();
+  at::parallel_for(0, rows, rows_per_task(width), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) out[r] = first_largest(src + r * width, width);
+  });
+  return tokens;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("grouped_decode_attention", &grouped_decode_attention, "grouped-query attention of one new token per row over its KV cache");
+  m.def("rms_norm", &rms_norm, "Llama-style RMSNorm of the last dim");
+  m.def("rotary", &rotary, "rotary position embedding, rotate-half layout");
+  m.def("greedy_tokens", &greedy_tokens, "each row's first index of its largest value");
+}
