@@ -47,7 +47,10 @@ def decode_inputs(rows: int, heads: int, kv_heads: int, head_dim: int, positions
 
 
 @needs_kernel
-@pytest.mark.parametrize(("heads", "kv_heads", "head_dim", "padded"), [(9, 3, 64, True), (9, 3, 64, False), (4, 4, 128, True), (8, 2, 128, False)])
+@pytest.mark.parametrize(
+    ("heads", "kv_heads", "head_dim", "padded"),
+    [(9, 3, 64, True), (9, 3, 64, False), (4, 4, 128, True), (8, 2, 128, False), (14, 2, 64, True), (10, 2, 128, True)],
+)
 def test_kernel_gives_sdpas_outputs_to_fp32_rounding(heads, kv_heads, head_dim, padded):
     query, key, value, mask = decode_inputs(6, heads, kv_heads, head_dim, 37, padded=padded)
     layer = module(heads // kv_heads)

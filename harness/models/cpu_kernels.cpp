@@ -6,9 +6,9 @@
 //   key, value [rows, kv heads, positions, head dim], any strides with the head dim contiguous (views of a
 //   larger cache buffer); visible [rows, positions] bool, contiguous in positions, or an empty tensor when
 //   every position is visible. Returns [rows, kv heads, group, head dim].
-//   Each (row, kv head) reads its keys and values once per query head of its group, from cache after the
-//   first; the products run on 16-float vectors (GCC/Clang vector extensions, lowered to whatever the
-//   build machine has), the softmax is ATen's.
+//   Each (row, kv head) reads its keys once per query head of its group, from cache after the first, and
+//   its values once for up to four heads; the products run on 16-float vectors (GCC/Clang vector
+//   extensions, lowered to whatever the build machine has), the softmax is ATen's.
 // rms_norm: transformers' Llama-style RMSNorm, weight * (x * rsqrt(mean(x^2) + eps)), the mean summed on
 //   16-float vectors (ATen sums in another order).
 // rotary: transformers' rotary embedding x * cos + rotate_half(x) * sin, the same roundings in the same order.
@@ -63,22 +63,41 @@ void scores_of(const float* query, const float* key, const bool* visible, float 
   });
 }
 
-// out[r, h, g] = sum over l of weights[r, h, g, l] * value[r, h, l].
+// out[g] = sum over l of weights[g, l] * values[l] for the TILE query heads g of one (row, kv head): each value
+// row is read once for all of them, their sums held in registers (TILE * CHUNKS vectors).
+template <int CHUNKS, int TILE>
+void weighted_tile(const float* weights, int64_t positions, const float* values, int64_t value_position, float* out) {
+  vec16 acc[TILE][CHUNKS] = {};
+  for (int64_t l = 0; l < positions; ++l) {
+    const vec16* v = reinterpret_cast<const vec16*>(values + l * value_position);
+    vec16 row[CHUNKS];
+    for (int c = 0; c < CHUNKS; ++c) row[c] = v[c];
+    for (int g = 0; g < TILE; ++g) {
+      const float weight = weights[g * positions + l];
+      for (int c = 0; c < CHUNKS; ++c) acc[g][c] += weight * row[c];
+    }
+  }
+  for (int g = 0; g < TILE; ++g)
+    for (int c = 0; c < CHUNKS; ++c) reinterpret_cast<vec16*>(out + g * CHUNKS * 16)[c] = acc[g][c];
+}
+
+// out[r, h, g] = sum over l of weights[r, h, g, l] * value[r, h, l], the group's heads in tiles of up to 16 vectors
+// of sums (4 heads of dim 64, 2 of dim 128).
 template <int CHUNKS>
 void weighted_values(const float* weights, const float* value, const Layout& at, float* out) {
+  constexpr int64_t kTile = 16 / CHUNKS;
   at::parallel_for(0, at.rows * at.heads, 1, [&](int64_t begin, int64_t end) {
     for (int64_t pair = begin; pair < end; ++pair) {
-      const int64_t r = pair / at.heads, h = pair % at.heads;
-      const float* values = value + r * at.value_row + h * at.value_head;
-      for (int64_t g = 0; g < at.group; ++g) {
+      const float* values = value + (pair / at.heads) * at.value_row + (pair % at.heads) * at.value_head;
+      for (int64_t g = 0; g < at.group; g += kTile) {
         const float* w = weights + (pair * at.group + g) * at.positions;
-        vec16 acc[CHUNKS] = {};
-        for (int64_t l = 0; l < at.positions; ++l) {
-          const vec16* v = reinterpret_cast<const vec16*>(values + l * at.value_position);
-          for (int c = 0; c < CHUNKS; ++c) acc[c] += w[l] * v[c];
+        float* o = out + (pair * at.group + g) * CHUNKS * 16;
+        switch (std::min(kTile, at.group - g)) {
+          case 1: weighted_tile<CHUNKS, 1>(w, at.positions, values, at.value_position, o); break;
+          case 2: weighted_tile<CHUNKS, 2>(w, at.positions, values, at.value_position, o); break;
+          case 3: weighted_tile<CHUNKS, 3>(w, at.positions, values, at.value_position, o); break;
+          default: weighted_tile<CHUNKS, 4>(w, at.positions, values, at.value_position, o); break;
         }
-        vec16* o = reinterpret_cast<vec16*>(out + (pair * at.group + g) * CHUNKS * 16);
-        for (int c = 0; c < CHUNKS; ++c) o[c] = acc[c];
       }
     }
   });
