@@ -4,8 +4,8 @@ A decode step on the CPU is a few dozen rows against weights streamed from memor
 layers torch runs dozens of small ops per layer, each paying its own dispatch and pass over memory. Four
 of them are worth a kernel of their own:
 - grouped-query attention over the KV cache (`attention_kernel.py` says why);
-- the RMSNorm and rotary embedding of Llama-style models (`fused_layers.py`);
-- the greedy argmax over the vocabulary, which ATen runs at a tenth of the speed of a max.
+- the RMSNorm and rotary embedding of Llama-style models (`layer_kernels.py`);
+- the greedy argmax over the vocabulary: ATen's took 1.5-3 ms on 72 x 49152 logits, this one about 0.55 ms.
 
 They are compiled with torch's C++ extension loader (a C++ compiler and ninja; about 30 s once, then
 cached under a name that carries the CPU's flags and torch's version), with `-ffp-contract=off` so each
