@@ -153,3 +153,24 @@ def test_the_embedded_model_has_every_norm_and_its_rotary_taken(embedded_model_d
     model = load_causal_lm(str(embedded_model_dir), ModelConfig(), quantization="none").eval()
     with kernel_norms_and_rotary(model) as taken:
         assert taken == 2 * model.config.num_hidden_layers + 1 + 1
+
+
+class Norms(torch.nn.Module):
+    device = torch.device("cpu")
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm = modeling_llama.LlamaRMSNorm(width, eps=1e-5)
+        self.norm.weight.data.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(width))
+
+
+@needs_kernels
+@pytest.mark.parametrize("width", [8, 100, 576])
+def test_a_norm_of_any_width_is_taken_and_gives_its_own_output_to_fp32_rounding(width):
+    model = Norms(width)
+    hidden = torch.randn(5, 3, width, generator=torch.Generator().manual_seed(0)) * 4
+    expected = model.norm(hidden)
+    with kernel_norms_and_rotary(model):
+        assert "forward" in vars(model.norm)
+        got = model.norm(hidden)
+    torch.testing.assert_close(got, expected, **NORM_PROBE_TOLERANCE)

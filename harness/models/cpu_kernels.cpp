@@ -135,11 +135,11 @@ torch::Tensor grouped_decode_attention(torch::Tensor query, torch::Tensor key, t
   return out;
 }
 
+// The least work, in floats, a thread is handed: on less, waking a second thread costs more than it saves.
+constexpr int64_t kFloatsPerTask = 1 << 15;
 
-// Rows at most this wide (floats) per task go to one thread: below it a second thread costs more than it saves.
-constexpr int64_t kSerialFloats = 1 << 15;
-
-int64_t rows_per_task(int64_t width) { return std::max<int64_t>(1, kSerialFloats / std::max<int64_t>(width, 1)); }
+// parallel_for's grain for rows `width` floats wide.
+int64_t rows_per_task(int64_t width) { return std::max<int64_t>(1, kFloatsPerTask / std::max<int64_t>(width, 1)); }
 
 torch::Tensor rms_norm(torch::Tensor x, torch::Tensor weight, double eps) {
   TORCH_CHECK(x.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat, "rms_norm takes fp32 tensors");
