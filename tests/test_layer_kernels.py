@@ -108,12 +108,20 @@ def apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim=1):
     return q * cos + rotate(q) * sin, k * cos + rotate(k) * sin
 
 
+class GatedRMSNorm(ShiftedRMSNorm):
+    """A norm with the Llama norm's attributes whose forward takes a second input."""
+
+    def forward(self, hidden: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        return super().forward(hidden) * gate
+
+
 class Variants(torch.nn.Module):
     device = torch.device("cpu")
 
     def __init__(self) -> None:
         super().__init__()
         self.norm = ShiftedRMSNorm(64)
+        self.gated = GatedRMSNorm(64)
 
 
 @needs_kernels
@@ -121,7 +129,8 @@ def test_a_variant_norm_or_rotary_keeps_its_own_code():
     model = Variants()
     with kernel_norms_and_rotary(model) as taken:
         assert taken == 0
-        assert "forward" not in vars(model.norm) and sys.modules[__name__].apply_rotary_pos_emb is apply_rotary_pos_emb
+        assert not any("forward" in vars(module) for module in (model.norm, model.gated))
+        assert sys.modules[__name__].apply_rotary_pos_emb is apply_rotary_pos_emb
 
 
 def test_without_the_kernels_nothing_is_taken(monkeypatch):
