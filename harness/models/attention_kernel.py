@@ -28,7 +28,7 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-from harness.models.cpu_kernels import compiled_kernels
+from harness.models.cpu_kernels import compiled_kernels, fp32_cpu
 
 IMPLEMENTATION = "harness_decode"
 """The name the kernel is registered under in transformers' attention and mask registries."""
@@ -73,7 +73,7 @@ def kernel_attention_forward(
     )
     takes = (
         q_length == 1 and head_dim in HEAD_DIMS and dropout == 0.0 and mask_ok and not module.training
-        and all(t.dtype == torch.float32 and t.device.type == "cpu" and t.stride(-1) == 1 for t in (query, key, value))
+        and all(fp32_cpu(t) and t.stride(-1) == 1 for t in (query, key, value))
         and not any(kwargs.get(name) is not None for name in VARIANT_KWARGS) and getattr(module, "sinks", None) is None
     )
     if not takes:

@@ -49,8 +49,13 @@ def compiled_kernels() -> ModuleType | None:
 def greedy_tokens(logits: torch.Tensor) -> torch.Tensor:
     """Each row's argmax of fp32 `logits` [rows, vocabulary], as `torch.argmax` picks it (the first of equal
     largest values; a NaN counts as largest), through the kernel where it is built and the logits are on the CPU."""
-    kernels = compiled_kernels() if logits.device.type == "cpu" and logits.dtype == torch.float32 else None
+    kernels = compiled_kernels() if fp32_cpu(logits) else None
     return logits.argmax(-1) if kernels is None else kernels.greedy_tokens(logits)
+
+
+def fp32_cpu(tensor: torch.Tensor) -> bool:
+    """Whether `tensor` is what the CPU kernels (and oneDNN's fp32 GEMM) take: fp32, on the CPU, strided."""
+    return tensor.dtype == torch.float32 and tensor.device.type == "cpu" and tensor.layout == torch.strided
 
 
 def _build_key() -> str:

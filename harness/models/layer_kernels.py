@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from harness.models.cpu_kernels import compiled_kernels
+from harness.models.cpu_kernels import compiled_kernels, fp32_cpu
 
 NORM_PROBE_TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
 """How close a norm's own output and the kernel's must be on the probe for the kernel to take it over: the
@@ -60,7 +60,7 @@ def kernel_norms_and_rotary(model: Any) -> Iterator[int]:
 
 def _computes_rms_norm(module: torch.nn.Module, kernels: ModuleType) -> bool:
     weight, epsilon = getattr(module, "weight", None), getattr(module, "variance_epsilon", None)
-    if not (isinstance(weight, torch.Tensor) and weight.dim() == 1 and _fp32_cpu(weight) and isinstance(epsilon, float)):
+    if not (isinstance(weight, torch.Tensor) and weight.dim() == 1 and fp32_cpu(weight) and isinstance(epsilon, float)):
         return False
     if "forward" in vars(module):
         return False
@@ -74,7 +74,7 @@ def _computes_rms_norm(module: torch.nn.Module, kernels: ModuleType) -> bool:
 
 
 def _rms_norm(kernels: ModuleType, module: torch.nn.Module, hidden_states: torch.Tensor) -> torch.Tensor:
-    if not _fp32_cpu(hidden_states) or torch.is_autocast_enabled("cpu"):
+    if not fp32_cpu(hidden_states) or torch.is_autocast_enabled("cpu"):
         return type(module).forward(module, hidden_states)
     return kernels.rms_norm(hidden_states, module.weight, module.variance_epsilon)
 
@@ -102,14 +102,10 @@ def _rotary(
     tensors = (query, key, cos, sin)
     fits = (
         default_layout and query.dim() == key.dim() == 4 and cos.dim() == 3 and cos.shape == sin.shape
-        and all(_fp32_cpu(tensor) and tensor.stride(-1) == 1 for tensor in tensors)
+        and all(fp32_cpu(tensor) and tensor.stride(-1) == 1 for tensor in tensors)
         and query.shape[-1] == key.shape[-1] == cos.shape[-1] and query.shape[-1] % 2 == 0
         and (query.shape[0], query.shape[2]) == (key.shape[0], key.shape[2]) == tuple(cos.shape[:2])
     )
     if not fits or torch.is_autocast_enabled("cpu"):
         return original(query, key, cos, sin, *args, **kwargs)
     return kernels.rotary(query, cos, sin), kernels.rotary(key, cos, sin)
-
-
-def _fp32_cpu(tensor: torch.Tensor) -> bool:
-    return tensor.dtype == torch.float32 and tensor.device.type == "cpu" and tensor.layout == torch.strided

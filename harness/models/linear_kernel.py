@@ -29,6 +29,8 @@ from typing import Any
 import psutil
 import torch
 
+from harness.models.cpu_kernels import fp32_cpu
+
 PACKED_MEMORY_SHARE = 0.25
 """Most of the machine's free memory the packed copies of the weights may take; past it the layers
 multiply with their own weights (the same products, a little slower)."""
@@ -52,7 +54,7 @@ def onednn_linears(model: Any) -> Iterator[int]:
     taken = [
         module for module in model.modules()
         if type(module) is torch.nn.Linear and "forward" not in vars(module)
-        and _fp32_cpu(module.weight) and (module.bias is None or _fp32_cpu(module.bias))
+        and fp32_cpu(module.weight) and (module.bias is None or fp32_cpu(module.bias))
     ] if onednn_available() else []
     weights = {id(module.weight): module.weight for module in taken}
     fits = sum(weight.nbytes for weight in weights.values()) <= PACKED_MEMORY_SHARE * psutil.virtual_memory().available
@@ -77,10 +79,6 @@ def packed_weight(weight: torch.Tensor) -> torch.Tensor:
 
 
 def _onednn_linear(module: torch.nn.Linear, weight: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-    if not _fp32_cpu(inputs) or torch.is_autocast_enabled("cpu"):
+    if not fp32_cpu(inputs) or torch.is_autocast_enabled("cpu"):
         return torch.nn.functional.linear(inputs, module.weight, module.bias)
     return onednn_linear(inputs, weight, module.bias)
-
-
-def _fp32_cpu(tensor: torch.Tensor) -> bool:
-    return tensor.dtype == torch.float32 and tensor.device.type == "cpu" and tensor.layout == torch.strided
