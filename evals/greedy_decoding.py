@@ -14,7 +14,7 @@ The model is called as `generate` calls it for greedy search: left padding, a 2-
 (left out when no prompt is padded), position ids counted from each row's first real token, logits
 for the last position only, argmax in fp32. Each reply is therefore independent of its batch-mates,
 and the replies equal `generate`'s token for token in fp32 (tests/test_generate.py compares them), with
-the linear layers on oneDNN's fp32 GEMM where torch has it (harness/models/linear_kernel.py says why), and
+the linear layers on a compiled panel GEMM or oneDNN's (harness/models/linear_kernel.py says why), and
 each decode step's attention, the RMSNorms, rotary embeddings and the argmax through kernels compiled for
 the CPU where they build (harness/models/attention_kernel.py, layer_kernels.py, cpu_kernels.py).
 
@@ -33,7 +33,7 @@ from transformers.cache_utils import Cache, DynamicLayer
 from harness.models.attention_kernel import kernel_attention
 from harness.models.cpu_kernels import greedy_tokens
 from harness.models.layer_kernels import kernel_norms_and_rotary
-from harness.models.linear_kernel import onednn_linears
+from harness.models.linear_kernel import fast_linears
 
 
 PREFILL_CHUNK_TOKENS = 1024
@@ -138,7 +138,7 @@ def greedy_decode(
     running = list(range(rows))
     budget = torch.tensor(budgets, device=device)
     stops = torch.tensor(list(stop_token_ids), device=device)
-    with torch.inference_mode(), onednn_linears(model), kernel_attention(model), kernel_norms_and_rotary(model):
+    with torch.inference_mode(), fast_linears(model), kernel_attention(model), kernel_norms_and_rotary(model):
         logits = _prefill(model, prompt_ids, layers, pad_token_id=pad_token_id)
         for step in range(max(budgets)):
             tokens = greedy_tokens(logits[:, -1].to(dtype=torch.float32))

@@ -1,5 +1,6 @@
-"""The decoder's linear layers on oneDNN: the same products as `F.linear` to fp32 rounding, only for plain fp32
-layers, only inside the block; and the fp32 matmul ceiling counts the faster kernel."""
+"""The decoder's linear layers on the compiled panel GEMM, or oneDNN where it is not built: the same products as
+`F.linear` to fp32 rounding, only for plain fp32 layers, only inside the block; and the fp32 matmul ceiling
+counts the fastest kernel."""
 
 from __future__ import annotations
 
@@ -7,10 +8,23 @@ import pytest
 import torch
 
 from harness.models import linear_kernel, throughput
-from harness.models.linear_kernel import onednn_available, onednn_linears
+from harness.models.linear_kernel import fast_linears, onednn_available, panel_linear, panel_packed
 from harness.models.throughput import matmul_gflops, matmul_kernel_gflops
 
-pytestmark = pytest.mark.skipif(not onednn_available(), reason="this torch has no oneDNN")
+needs_onednn = pytest.mark.skipif(not onednn_available(), reason="this torch has no oneDNN")
+
+
+@pytest.fixture
+def panel_gemm(cpu_kernels):
+    if not hasattr(cpu_kernels, "packed_linear"):
+        pytest.skip("the panel GEMM is built only where the compiler targets AVX-512")
+    return cpu_kernels
+
+
+@pytest.fixture
+def onednn_only(monkeypatch):
+    """The oneDNN path, as on a machine where the panel GEMM is not built."""
+    monkeypatch.setattr(linear_kernel, "panel_kernel", lambda: None)
 
 
 class TwoLayers(torch.nn.Module):
@@ -37,12 +51,13 @@ def calls_to_onednn(monkeypatch) -> list[tuple[tuple[int, ...], bool]]:
     return calls
 
 
-def test_only_plain_fp32_layers_go_to_onednn_and_give_f_linears_products_to_rounding(monkeypatch):
+@needs_onednn
+def test_only_plain_fp32_layers_go_to_onednn_and_give_f_linears_products_to_rounding(onednn_only, monkeypatch):
     model = TwoLayers()
     inputs = torch.randn(3, 5, 576)
     expected = model.fp32(inputs)
     calls = calls_to_onednn(monkeypatch)
-    with torch.inference_mode(), onednn_linears(model) as taken:
+    with torch.inference_mode(), fast_linears(model) as taken:
         through_onednn = model.fp32(inputs)
         model(inputs)
     assert taken == 1 and calls == [((192, 576), True)] * 2, "the bf16 layer must keep its own forward"
@@ -51,46 +66,50 @@ def test_only_plain_fp32_layers_go_to_onednn_and_give_f_linears_products_to_roun
     assert through_onednn.shape == expected.shape
 
 
-def test_under_autocast_the_layers_compute_as_autocast_has_them(monkeypatch):
+@needs_onednn
+def test_under_autocast_the_layers_compute_as_autocast_has_them(onednn_only, monkeypatch):
     model = TwoLayers()
     inputs = torch.randn(4, 576)
     calls = calls_to_onednn(monkeypatch)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         expected = model.fp32(inputs)
-        with onednn_linears(model):
+        with fast_linears(model):
             autocast = model.fp32(inputs)
     assert calls == [] and autocast.dtype == torch.bfloat16 and torch.equal(autocast, expected)
 
 
-def test_layers_get_their_own_forward_back_even_when_the_block_fails(monkeypatch):
+@needs_onednn
+def test_layers_get_their_own_forward_back_even_when_the_block_fails(onednn_only, monkeypatch):
     model = TwoLayers()
     calls = calls_to_onednn(monkeypatch)
-    with pytest.raises(RuntimeError, match="stop"), onednn_linears(model):
+    with pytest.raises(RuntimeError, match="stop"), fast_linears(model):
         raise RuntimeError("stop")
     assert "forward" not in vars(model.fp32)
     model.fp32(torch.randn(2, 576))
     assert calls == []
 
 
-def test_a_block_inside_a_block_leaves_the_outer_ones_layers_to_it(monkeypatch):
+@needs_onednn
+def test_a_block_inside_a_block_leaves_the_outer_ones_layers_to_it(onednn_only, monkeypatch):
     model = TwoLayers()
     calls = calls_to_onednn(monkeypatch)
-    with onednn_linears(model) as outer:
-        with onednn_linears(model) as inner:
+    with fast_linears(model) as outer:
+        with fast_linears(model) as inner:
             pass
         model.fp32(torch.randn(2, 576))
     assert (outer, inner) == (1, 0) and calls == [((192, 576), True)] and "forward" not in vars(model.fp32)
 
 
-def test_weights_that_do_not_fit_packed_are_multiplied_as_they_are_with_the_same_products(monkeypatch):
+@needs_onednn
+def test_weights_that_do_not_fit_packed_are_multiplied_as_they_are_with_the_same_products(onednn_only, monkeypatch):
     model = TwoLayers()
     inputs = torch.randn(7, 576)
     calls = calls_to_onednn(monkeypatch)
     with torch.inference_mode():
-        with onednn_linears(model):
+        with fast_linears(model):
             packed = model.fp32(inputs)
         monkeypatch.setattr(linear_kernel, "PACKED_MEMORY_SHARE", 0.0)
-        with onednn_linears(model):
+        with fast_linears(model):
             unpacked = model.fp32(inputs)
     assert calls == [((192, 576), True), ((192, 576), False)]
     # Same GEMM, weights laid out differently: equal bit for bit on the AVX-512 host; another host's kernels may
@@ -98,22 +117,93 @@ def test_weights_that_do_not_fit_packed_are_multiplied_as_they_are_with_the_same
     torch.testing.assert_close(packed, unpacked, rtol=1e-5, atol=1e-5)
 
 
-def test_a_weight_shared_by_two_layers_is_packed_once(monkeypatch):
+@needs_onednn
+def test_a_weight_shared_by_two_layers_is_packed_once(onednn_only, monkeypatch):
     model = TwoLayers()
     model.tied = torch.nn.Linear(576, 192, bias=False)
     model.tied.weight = model.fp32.weight
     packings = []
     real = linear_kernel.packed_weight
     monkeypatch.setattr(linear_kernel, "packed_weight", lambda weight: packings.append(weight) or real(weight))
-    with torch.inference_mode(), onednn_linears(model) as taken:
+    with torch.inference_mode(), fast_linears(model) as taken:
         pass
     assert taken == 2 and len(packings) == 1
 
 
-def test_fp32_is_timed_on_mkl_and_onednn_and_its_ceiling_is_the_faster(monkeypatch):
+@needs_onednn
+def test_fp32_is_timed_on_every_kernel_the_layers_use_and_its_ceiling_is_the_fastest(monkeypatch):
     kernels = matmul_kernel_gflops("float32", size=256, repeats=3)
-    assert set(kernels) == {"torch.matmul", "oneDNN"} and all(gflops > 0 for gflops in kernels.values())
+    panel = {"panel GEMM"} if linear_kernel.panel_kernel() is not None else set()
+    assert set(kernels) == {"torch.matmul", "oneDNN"} | panel and all(gflops > 0 for gflops in kernels.values())
     assert set(matmul_kernel_gflops("bfloat16", size=64, repeats=1)) == {"torch.matmul"}
-    seconds = iter([2.0, 0.5])
+    seconds = iter([2.0, 0.5, 1.0])
     monkeypatch.setattr(throughput, "_median_seconds", lambda work, repeats: next(seconds))
     assert matmul_gflops("float32", size=100, repeats=1) == pytest.approx(2 * 100**3 / 0.5 / 1e9)
+
+
+def calls_to_panel_gemm(monkeypatch) -> list[tuple[int, ...]]:
+    """The shapes of the packed weights the layers multiply through the panel GEMM with from here on."""
+    calls: list[tuple[int, ...]] = []
+    real = linear_kernel.panel_linear
+
+    def recorded(inputs, panels, bias, out_features):
+        calls.append(tuple(panels.shape))
+        return real(inputs, panels, bias, out_features)
+
+    monkeypatch.setattr(linear_kernel, "panel_linear", recorded)
+    return calls
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 6, 7, 13, 76])
+@pytest.mark.parametrize(("out_features", "in_features"), [(192, 576), (100, 7), (576, 1536)])
+def test_the_panel_gemm_gives_f_linears_products_to_fp32_rounding(panel_gemm, rows, out_features, in_features):
+    """Every row-block size (1-6 rows, and several blocks), panels cut short (100 = 64 + 36 features), with and
+    without a bias, inputs with leading dims."""
+    torch.manual_seed(rows)
+    weight, bias = torch.randn(out_features, in_features), torch.randn(out_features)
+    inputs = torch.randn(2, rows, in_features)
+    panels = panel_packed(weight)
+    assert panels.shape == (-(-out_features // 64), in_features, 64)
+    for added in (None, bias):
+        got = panel_linear(inputs, panels, added, out_features)
+        exact = torch.nn.functional.linear(inputs.double(), weight.double(), None if added is None else added.double())
+        assert got.shape == exact.shape and got.dtype == torch.float32
+        # One fp32 sum over up to 1536 products in order: measured within 1.3e-4 of fp64 on sums of size about 40,
+        # where F.linear's blocked sums were within 5e-5.
+        torch.testing.assert_close(got.double(), exact, rtol=1e-5, atol=5e-4)
+
+
+def test_the_panel_gemm_rejects_a_weight_packed_for_other_shapes(panel_gemm):
+    panels = panel_packed(torch.randn(100, 8))
+    with pytest.raises(RuntimeError, match="packed_linear takes"):
+        panel_gemm.packed_linear(torch.randn(3, 9), panels, None, 100)
+    with pytest.raises(RuntimeError, match="packed_linear takes"):
+        panel_gemm.packed_linear(torch.randn(3, 8), panels, None, 200)
+
+
+def test_where_the_panel_gemm_is_built_plain_fp32_layers_go_to_it_with_each_weight_packed_once(panel_gemm, monkeypatch):
+    model = TwoLayers()
+    model.tied = torch.nn.Linear(576, 192, bias=False)
+    model.tied.weight = model.fp32.weight
+    inputs = torch.randn(3, 5, 576)
+    expected = model.fp32(inputs)
+    packings = []
+    real_packed = linear_kernel.panel_packed
+    monkeypatch.setattr(linear_kernel, "panel_packed", lambda weight: packings.append(weight) or real_packed(weight))
+    calls = calls_to_panel_gemm(monkeypatch)
+    with torch.inference_mode(), fast_linears(model) as taken:
+        through_panels = model.fp32(inputs)
+        model(inputs)
+    assert taken == 2 and len(packings) == 1 and calls == [(3, 576, 64)] * 2, "the bf16 layer must keep its own forward"
+    torch.testing.assert_close(through_panels, expected, rtol=1e-5, atol=5e-4)
+    assert "forward" not in vars(model.fp32) and "forward" not in vars(model.tied)
+
+
+@needs_onednn
+def test_where_the_panels_do_not_fit_the_layers_go_to_onednn_on_their_own_weights(panel_gemm, monkeypatch):
+    model = TwoLayers()
+    monkeypatch.setattr(linear_kernel, "PACKED_MEMORY_SHARE", 0.0)
+    panel_calls, onednn_calls = calls_to_panel_gemm(monkeypatch), calls_to_onednn(monkeypatch)
+    with torch.inference_mode(), fast_linears(model) as taken:
+        model.fp32(torch.randn(4, 576))
+    assert taken == 1 and panel_calls == [] and onednn_calls == [((192, 576), False)]

@@ -13,9 +13,16 @@
 //   16-float vectors (ATen sums in another order).
 // rotary: transformers' rotary embedding x * cos + rotate_half(x) * sin, the same roundings in the same order.
 // greedy_tokens: each row's first index of its largest value, NaN counting as largest (torch.argmax's rule).
+// packed_linear (built where the compiler targets AVX-512): out[m, n] = x[m, :] . weight[n, :] (+ bias[n]) for x
+//   [rows, in] contiguous and the weight packed in panels of 64 output features [panels, in, 64] (zero past the last
+//   feature; linear_kernel.py packs it). Each sum runs over the input features in order, one fused multiply-add each,
+//   then adds the bias. Rows go in blocks of six, each a register tile of 6 x 64 sums; the (panel, row block) pairs
+//   are split evenly over the threads, so a layer of few panels still keeps every core busy.
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+
+#include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
@@ -243,6 +250,76 @@ torch::Tensor greedy_tokens(torch::Tensor logits) {
   return tokens;
 }
 
+#ifdef __AVX512F__
+constexpr int64_t kPanel = 64;
+constexpr int64_t kRowBlock = 6;
+
+// One block of ROWS rows of x times one panel: ROWS x 64 sums in registers, `columns` of them stored.
+template <int ROWS>
+void panel_tile(const float* x, int64_t in, const float* panel, const float* bias, int64_t columns, float* out, int64_t out_row) {
+  __m512 sums[ROWS][4];
+  __mmask16 stored[4];
+  for (int j = 0; j < 4; ++j) {
+    const int64_t left = std::clamp<int64_t>(columns - 16 * j, 0, 16);
+    stored[j] = static_cast<__mmask16>((1u << left) - 1);
+  }
+  for (int i = 0; i < ROWS; ++i)
+    for (int j = 0; j < 4; ++j) sums[i][j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < in; ++k) {
+    const float* w = panel + k * kPanel;
+    const __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16), w2 = _mm512_loadu_ps(w + 32), w3 = _mm512_loadu_ps(w + 48);
+    for (int i = 0; i < ROWS; ++i) {
+      const __m512 a = _mm512_set1_ps(x[i * in + k]);
+      sums[i][0] = _mm512_fmadd_ps(a, w0, sums[i][0]);
+      sums[i][1] = _mm512_fmadd_ps(a, w1, sums[i][1]);
+      sums[i][2] = _mm512_fmadd_ps(a, w2, sums[i][2]);
+      sums[i][3] = _mm512_fmadd_ps(a, w3, sums[i][3]);
+    }
+  }
+  for (int i = 0; i < ROWS; ++i)
+    for (int j = 0; j < 4; ++j) {
+      const __m512 sum = bias == nullptr ? sums[i][j] : _mm512_add_ps(sums[i][j], _mm512_maskz_loadu_ps(stored[j], bias + 16 * j));
+      _mm512_mask_storeu_ps(out + i * out_row + 16 * j, stored[j], sum);
+    }
+}
+
+torch::Tensor packed_linear(torch::Tensor x, torch::Tensor panels, c10::optional<torch::Tensor> bias, int64_t out_features) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat && panels.scalar_type() == torch::kFloat && panels.dim() == 3 &&
+                  panels.size(1) == x.size(1) && panels.size(2) == kPanel && panels.is_contiguous() &&
+                  (panels.size(0) - 1) * kPanel < out_features && out_features <= panels.size(0) * kPanel,
+              "packed_linear takes fp32 x [rows, in] and a weight packed as [panels, in, 64] for out_features");
+  TORCH_CHECK(!bias.has_value() || (bias->scalar_type() == torch::kFloat && bias->dim() == 1 && bias->size(0) == out_features),
+              "packed_linear takes an fp32 bias [out_features]");
+  torch::Tensor in = x.contiguous();
+  torch::Tensor shift = bias.has_value() ? bias->contiguous() : torch::Tensor();
+  const int64_t rows = in.size(0), width = in.size(1), blocks = (rows + kRowBlock - 1) / kRowBlock;
+  torch::Tensor out = torch::empty({rows, out_features}, in.options());
+  const float* src = in.data_ptr<float>();
+  const float* weights = panels.data_ptr<float>();
+  const float* added = shift.defined() ? shift.data_ptr<float>() : nullptr;
+  float* dst = out.data_ptr<float>();
+  at::parallel_for(0, panels.size(0) * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t unit = begin; unit < end; ++unit) {
+      const int64_t p = unit / blocks, first = (unit % blocks) * kRowBlock, n = p * kPanel;
+      const float* x_rows = src + first * width;
+      const float* panel = weights + p * width * kPanel;
+      const float* b = added == nullptr ? nullptr : added + n;
+      const int64_t columns = std::min(kPanel, out_features - n);
+      float* o = dst + first * out_features + n;
+      switch (std::min(kRowBlock, rows - first)) {
+        case 1: panel_tile<1>(x_rows, width, panel, b, columns, o, out_features); break;
+        case 2: panel_tile<2>(x_rows, width, panel, b, columns, o, out_features); break;
+        case 3: panel_tile<3>(x_rows, width, panel, b, columns, o, out_features); break;
+        case 4: panel_tile<4>(x_rows, width, panel, b, columns, o, out_features); break;
+        case 5: panel_tile<5>(x_rows, width, panel, b, columns, o, out_features); break;
+        default: panel_tile<6>(x_rows, width, panel, b, columns, o, out_features); break;
+      }
+    }
+  });
+  return out;
+}
+#endif
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -250,4 +327,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rms_norm", &rms_norm, "Llama-style RMSNorm of the last dim");
   m.def("rotary", &rotary, "rotary position embedding, rotate-half layout");
   m.def("greedy_tokens", &greedy_tokens, "each row's first index of its largest value");
+#ifdef __AVX512F__
+  m.def("packed_linear", &packed_linear, "fp32 x @ weight.T (+ bias) on a weight packed in panels of 64 output features");
+#endif
 }

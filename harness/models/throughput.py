@@ -28,12 +28,13 @@ def matmul_gflops(dtype_name: str, *, size: int = 2048, repeats: int = ROOFLINE_
 
 def matmul_kernel_gflops(dtype_name: str, *, size: int = 2048, repeats: int = ROOFLINE_REPEATS) -> dict[str, float]:
     """Median GFLOP/s of a `size`-square matmul in `dtype_name` per kernel the harness multiplies with:
-    `torch.matmul` (MKL for fp32, oneDNN for bf16) and, for fp32, oneDNN's GEMM on a packed weight, as the
-    decoder's linear layers use it (harness/models/linear_kernel.py). A ceiling is the fastest of them: on an AVX-512 AMD host
-    oneDNN's fp32 read 214 GFLOP/s where MKL's read 177."""
+    `torch.matmul` (MKL for fp32, oneDNN for bf16) and, for fp32, the GEMMs the decoder's linear layers use on packed
+    weights (harness/models/linear_kernel.py): oneDNN's and, where it is built, the compiled panel GEMM. A ceiling is
+    the fastest of them: on an AVX-512 AMD host oneDNN's fp32 read 214 GFLOP/s where MKL's read 177 and the panel
+    GEMM's 170-196."""
     import torch
 
-    from harness.models.linear_kernel import onednn_available, onednn_linear, packed_weight
+    from harness.models.linear_kernel import onednn_available, onednn_linear, packed_weight, panel_kernel, panel_linear, panel_packed
 
     dtype = getattr(torch, dtype_name)
     a = torch.randn(size, size).to(dtype)
@@ -42,6 +43,9 @@ def matmul_kernel_gflops(dtype_name: str, *, size: int = 2048, repeats: int = RO
     if dtype == torch.float32 and onednn_available():
         packed = packed_weight(b)
         kernels["oneDNN"] = lambda: onednn_linear(a, packed)
+    if dtype == torch.float32 and panel_kernel() is not None:
+        panels = panel_packed(b)
+        kernels["panel GEMM"] = lambda: panel_linear(a, panels, None, size)
     return {name: 2 * size**3 / _median_seconds(kernel, repeats) / 1e9 for name, kernel in kernels.items()}
 
 
