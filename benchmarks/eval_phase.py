@@ -47,6 +47,7 @@ def timed_evaluation(config_path: Path, *, as_it_was: bool) -> tuple[float, dict
 
 def compare_eval_phase(config_path: Path, repeats: int, log: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     from harness.models.cpu_kernels import compiled_kernels
+    from harness.models.linear_kernel import linear_gemm
 
     kernels_built = compiled_kernels() is not None  # built before the timed runs: a machine's first decode pays it once
     runs: dict[bool, list[float]] = {True: [], False: []}
@@ -64,4 +65,5 @@ def compare_eval_phase(config_path: Path, repeats: int, log: Callable[[str], Non
         "median_speedup": statistics.median(before / after for before, after in zip(runs[True], runs[False], strict=True)),
         "identical_metrics": metrics[True] == metrics[False],
         "compiled_cpu_kernels": kernels_built,
+        "linear_gemm": linear_gemm(),
     }

@@ -174,6 +174,7 @@ def safety_workload(
     (`generation_roofline_s`). Then one run of the opt-in bf16 path, with the replies and metric values it
     changes (`opt_in_bf16_cost`)."""
     from harness.models.cpu_kernels import compiled_kernels
+    from harness.models.linear_kernel import linear_gemm
     from harness.models.throughput import kv_cache_bytes_per_position
 
     kernels_built = compiled_kernels() is not None  # built before the timed runs: a machine's first decode pays it once
@@ -197,7 +198,8 @@ def safety_workload(
                 "ceiling {:.0f} GFLOP/s, {:.1f} GB/s".format(*ceilings[name][-1]))
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     kv_bytes = kv_cache_bytes_per_position(model.config.get_text_config(), model.dtype.itemsize)
-    row: dict[str, Any] = {"prompts": len(conversations), "max_new_tokens": max_new_tokens, "repeats": repeats, "compiled_cpu_kernels": kernels_built}
+    row: dict[str, Any] = {"prompts": len(conversations), "max_new_tokens": max_new_tokens, "repeats": repeats, "compiled_cpu_kernels": kernels_built,
+                           "linear_gemm": linear_gemm()}
     for name, generator in generators.items():
         shapes = batch_shapes(generator, tokenizer, conversations, generations[name])
         seconds = [run.seconds for run in runs[name]]

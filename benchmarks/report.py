@@ -73,10 +73,11 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
 
 
 def _kernels_label(run: dict[str, Any], lead: str) -> str:
-    """Which decode kernels the new path had: the compiled CPU kernels or torch's own ops; recordings from before
-    the norm, rotary and argmax kernels name the compiled attention alone."""
+    """Which decode kernels the new path had: the compiled CPU kernels or torch's own ops, and the linear layers'
+    GEMM where recorded; recordings from before the norm, rotary and argmax kernels name the compiled attention alone."""
+    gemm = f", linear layers: {run['linear_gemm']}" if "linear_gemm" in run else ""
     if "compiled_cpu_kernels" in run:
-        return lead + ("compiled CPU kernels" if run["compiled_cpu_kernels"] else "torch's own ops, the CPU kernels did not build")
+        return lead + ("compiled CPU kernels" if run["compiled_cpu_kernels"] else "torch's own ops, the CPU kernels did not build") + gemm
     if "decode_attention_kernel" in run:
         return lead + ("compiled decode attention" if run["decode_attention_kernel"] else "SDPA")
     return ""

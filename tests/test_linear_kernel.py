@@ -207,3 +207,11 @@ def test_where_the_panels_do_not_fit_the_layers_go_to_onednn_on_their_own_weight
     with torch.inference_mode(), fast_linears(model) as taken:
         model.fp32(torch.randn(4, 576))
     assert taken == 1 and panel_calls == [] and onednn_calls == [((192, 576), False)]
+
+
+def test_the_benchmark_records_the_gemm_the_layers_use(monkeypatch):
+    expected = "panel GEMM" if linear_kernel.panel_kernel() is not None else "oneDNN" if onednn_available() else "MKL"
+    assert linear_kernel.linear_gemm() == expected
+    monkeypatch.setattr(linear_kernel, "panel_kernel", lambda: None)
+    monkeypatch.setattr(linear_kernel, "onednn_available", lambda: False)
+    assert linear_kernel.linear_gemm() == "MKL"

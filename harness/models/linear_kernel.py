@@ -78,6 +78,13 @@ def fast_linears(model: Any) -> Iterator[int]:
             del module.forward
 
 
+def linear_gemm() -> str:
+    """Which GEMM `fast_linears` multiplies with on this machine where the packed copies fit, for the benchmark's record."""
+    if panel_kernel() is not None:
+        return "panel GEMM"
+    return "oneDNN" if onednn_available() else "MKL"
+
+
 def panel_kernel() -> Any | None:
     """The compiled kernels where they carry the panel GEMM (built where the compiler targets AVX-512), else None."""
     kernels = compiled_kernels()
