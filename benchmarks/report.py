@@ -127,7 +127,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             f"**Safety prompts** ({rows[0]['prompts']} prompts, greedy, fp32; today's generator and the in-place decoder in turns, "
             f"median of {rows[0]['repeats']}; roofline: weights read once per forward pass at the memory read bandwidth "
-            "plus 2 FLOPs per weight per computed token at the fp32 2048² matmul rate (the faster of MKL's and oneDNN's), prefill included (logits for each prompt's "
+            "plus 2 FLOPs per weight per computed token at the fp32 2048² matmul rate (the fastest of the GEMMs timed), prefill included (logits for each prompt's "
             "last position only), each run against "
             f"both measured just before it ({min(gflops):.0f}-{max(gflops):.0f} GFLOP/s, {min(gbps):.1f}-{max(gbps):.1f} GB/s); "
             "with attention: also each running row's keys and values over its context read once per step, and attention's FLOPs)",

@@ -99,7 +99,7 @@ def show_plan(config: HarnessConfig) -> None:
     base_ref = resolve_model(config.model)
     tokenizer = load_tokenizer(base_ref, config.model)
     model_config = AutoConfig.from_pretrained(base_ref, trust_remote_code=config.model.trust_remote_code)
-    gflops = matmul_gflops("bfloat16" if bf16_supported() else "float32", repeats=5)
+    gflops = matmul_gflops("bfloat16" if bf16_supported() else "float32", repeats=5, decode_gemms=False)
     data = load_run_data(config)
     table = Table(title="Plan (nothing is written by --dry-run)", show_lines=False)
     for column in ("node", "stage", "parent", "settings", "serves", "tokens", "est. time"):

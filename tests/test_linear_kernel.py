@@ -136,6 +136,7 @@ def test_fp32_is_timed_on_every_kernel_the_layers_use_and_its_ceiling_is_the_fas
     panel = {"panel GEMM"} if linear_kernel.panel_kernel() is not None else set()
     assert set(kernels) == {"torch.matmul", "oneDNN"} | panel and all(gflops > 0 for gflops in kernels.values())
     assert set(matmul_kernel_gflops("bfloat16", size=64, repeats=1)) == {"torch.matmul"}
+    assert set(matmul_kernel_gflops("float32", size=64, repeats=1, decode_gemms=False)) == {"torch.matmul"}, "training's kernel alone"
     seconds = iter([2.0, 0.5, 1.0])
     monkeypatch.setattr(throughput, "_median_seconds", lambda work, repeats: next(seconds))
     assert matmul_gflops("float32", size=100, repeats=1) == pytest.approx(2 * 100**3 / 0.5 / 1e9)
@@ -155,10 +156,10 @@ def calls_to_panel_gemm(monkeypatch) -> list[tuple[int, ...]]:
 
 
 @pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 6, 7, 13, 76])
-@pytest.mark.parametrize(("out_features", "in_features"), [(192, 576), (100, 7), (576, 1536)])
+@pytest.mark.parametrize(("out_features", "in_features"), [(192, 576), (100, 7), (80, 33), (576, 1536)])
 def test_the_panel_gemm_gives_f_linears_products_to_fp32_rounding(panel_gemm, rows, out_features, in_features):
-    """Every row-block size (1-6 rows, and several blocks), panels cut short (100 = 64 + 36 features), with and
-    without a bias, inputs with leading dims."""
+    """Every row-block size (1-6 rows, and several blocks), panels cut short (100 = 64 + 36 features; 80 = 64 + 16,
+    a last panel with whole vectors unused), with and without a bias, inputs with leading dims."""
     torch.manual_seed(rows)
     weight, bias = torch.randn(out_features, in_features), torch.randn(out_features)
     inputs = torch.randn(2, rows, in_features)
@@ -210,8 +211,21 @@ def test_where_the_panels_do_not_fit_the_layers_go_to_onednn_on_their_own_weight
 
 
 def test_the_benchmark_records_the_gemm_the_layers_use(monkeypatch):
-    expected = "panel GEMM" if linear_kernel.panel_kernel() is not None else "oneDNN" if onednn_available() else "MKL"
-    assert linear_kernel.linear_gemm() == expected
+    monkeypatch.setattr(linear_kernel, "panel_kernel", lambda: object())
+    assert linear_kernel.linear_gemm() == "panel GEMM"
     monkeypatch.setattr(linear_kernel, "panel_kernel", lambda: None)
+    monkeypatch.setattr(linear_kernel, "onednn_available", lambda: True)
+    assert linear_kernel.linear_gemm() == "oneDNN"
     monkeypatch.setattr(linear_kernel, "onednn_available", lambda: False)
     assert linear_kernel.linear_gemm() == "MKL"
+
+
+def test_on_the_panel_gemm_the_layers_under_autocast_compute_as_autocast_has_them(panel_gemm, monkeypatch):
+    model = TwoLayers()
+    inputs = torch.randn(4, 576)
+    calls = calls_to_panel_gemm(monkeypatch)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = model.fp32(inputs)
+        with fast_linears(model):
+            autocast = model.fp32(inputs)
+    assert calls == [] and autocast.dtype == torch.bfloat16 and torch.equal(autocast, expected)

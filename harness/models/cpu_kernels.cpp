@@ -21,8 +21,9 @@
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
-
+#ifdef __AVX512F__
 #include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -284,6 +285,8 @@ void panel_tile(const float* x, int64_t in, const float* panel, const float* bia
 }
 
 torch::Tensor packed_linear(torch::Tensor x, torch::Tensor panels, c10::optional<torch::Tensor> bias, int64_t out_features) {
+  TORCH_CHECK(x.device().is_cpu() && panels.device().is_cpu() && (!bias.has_value() || bias->device().is_cpu()),
+              "packed_linear takes CPU tensors");
   TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat && panels.scalar_type() == torch::kFloat && panels.dim() == 3 &&
                   panels.size(1) == x.size(1) && panels.size(2) == kPanel && panels.is_contiguous() &&
                   (panels.size(0) - 1) * kPanel < out_features && out_features <= panels.size(0) * kPanel,

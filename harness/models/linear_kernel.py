@@ -25,6 +25,7 @@ imports torch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -37,7 +38,8 @@ from harness.models.cpu_kernels import compiled_kernels, fp32_cpu
 
 PACKED_MEMORY_SHARE = 0.25
 """Most of the machine's free memory the packed copies of the weights may take; past it the layers multiply
-through oneDNN with their own weights (the same products as packed oneDNN, a little slower)."""
+through oneDNN with their own weights (the same products as packed oneDNN, a little slower), or keep MKL's
+where torch has no oneDNN."""
 
 PANEL_WIDTH = 64
 """Output features per panel of the compiled GEMM's packed weights (`cpu_kernels.cpp`): four 16-float vectors."""
@@ -96,13 +98,13 @@ def panel_packed(weight: torch.Tensor) -> torch.Tensor:
     interleaved by input feature, zero past the last feature."""
     out_features, in_features = weight.shape
     padded = torch.nn.functional.pad(weight.detach(), (0, 0, 0, -out_features % PANEL_WIDTH))
-    return padded.view(-1, PANEL_WIDTH, in_features).transpose(1, 2).contiguous()
+    return padded.view(padded.shape[0] // PANEL_WIDTH, PANEL_WIDTH, in_features).transpose(1, 2).contiguous()
 
 
 def panel_linear(inputs: torch.Tensor, panels: torch.Tensor, bias: torch.Tensor | None, out_features: int) -> torch.Tensor:
     """`F.linear(inputs, weight, bias)` through the panel GEMM on `panel_packed(weight)`, inputs of any leading shape,
     where `panel_kernel()` has it."""
-    flat = inputs.reshape(-1, inputs.shape[-1])
+    flat = inputs.reshape(math.prod(inputs.shape[:-1]), inputs.shape[-1])
     return compiled_kernels().packed_linear(flat, panels, bias, out_features).view(*inputs.shape[:-1], out_features)
 
 

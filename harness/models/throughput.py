@@ -20,18 +20,19 @@ ROOFLINE_REPEATS = 20
 """Timed matmuls per dtype: enough that a moment of other load on the machine does not move the median."""
 
 
-def matmul_gflops(dtype_name: str, *, size: int = 2048, repeats: int = ROOFLINE_REPEATS) -> float:
+def matmul_gflops(dtype_name: str, *, size: int = 2048, repeats: int = ROOFLINE_REPEATS, decode_gemms: bool = True) -> float:
     """Median GFLOP/s of a `size`-square matmul in `dtype_name` ("float32" or "bfloat16") on the CPU, through the
     fastest of the kernels `matmul_kernel_gflops` times."""
-    return max(matmul_kernel_gflops(dtype_name, size=size, repeats=repeats).values())
+    return max(matmul_kernel_gflops(dtype_name, size=size, repeats=repeats, decode_gemms=decode_gemms).values())
 
 
-def matmul_kernel_gflops(dtype_name: str, *, size: int = 2048, repeats: int = ROOFLINE_REPEATS) -> dict[str, float]:
+def matmul_kernel_gflops(dtype_name: str, *, size: int = 2048, repeats: int = ROOFLINE_REPEATS, decode_gemms: bool = True) -> dict[str, float]:
     """Median GFLOP/s of a `size`-square matmul in `dtype_name` per kernel the harness multiplies with:
     `torch.matmul` (MKL for fp32, oneDNN for bf16) and, for fp32, the GEMMs the decoder's linear layers use on packed
     weights (harness/models/linear_kernel.py): oneDNN's and, where it is built, the compiled panel GEMM. A ceiling is
     the fastest of them: on an AVX-512 AMD host oneDNN's fp32 read 214 GFLOP/s where MKL's read 177 and the panel
-    GEMM's 170-196."""
+    GEMM's 170-196. Without `decode_gemms` only `torch.matmul` is timed, the kernel training multiplies with
+    (and nothing is compiled)."""
     import torch
 
     from harness.models.linear_kernel import onednn_available, onednn_linear, packed_weight, panel_kernel, panel_linear, panel_packed
@@ -40,10 +41,10 @@ def matmul_kernel_gflops(dtype_name: str, *, size: int = 2048, repeats: int = RO
     a = torch.randn(size, size).to(dtype)
     b = torch.randn(size, size).to(dtype)
     kernels = {"torch.matmul": lambda: torch.matmul(a, b)}
-    if dtype == torch.float32 and onednn_available():
+    if dtype == torch.float32 and decode_gemms and onednn_available():
         packed = packed_weight(b)
         kernels["oneDNN"] = lambda: onednn_linear(a, packed)
-    if dtype == torch.float32 and panel_kernel() is not None:
+    if dtype == torch.float32 and decode_gemms and panel_kernel() is not None:
         panels = panel_packed(b)
         kernels["panel GEMM"] = lambda: panel_linear(a, panels, None, size)
     return {name: 2 * size**3 / _median_seconds(kernel, repeats) / 1e9 for name, kernel in kernels.items()}
