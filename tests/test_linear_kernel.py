@@ -66,16 +66,20 @@ def test_only_plain_fp32_layers_go_to_onednn_and_give_f_linears_products_to_roun
     assert through_onednn.shape == expected.shape
 
 
-@needs_onednn
-def test_under_autocast_the_layers_compute_as_autocast_has_them(onednn_only, monkeypatch):
+@pytest.mark.parametrize("gemm", ["panel_gemm", "onednn_only"])
+def test_under_autocast_the_layers_compute_as_autocast_has_them(gemm, request, monkeypatch):
+    """On either GEMM's path: the panel GEMM where it is built, oneDNN where it is not."""
+    if gemm == "onednn_only" and not onednn_available():
+        pytest.skip("this torch has no oneDNN")
+    request.getfixturevalue(gemm)
     model = TwoLayers()
     inputs = torch.randn(4, 576)
-    calls = calls_to_onednn(monkeypatch)
+    onednn_calls, panel_calls = calls_to_onednn(monkeypatch), calls_to_panel_gemm(monkeypatch)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         expected = model.fp32(inputs)
         with fast_linears(model):
             autocast = model.fp32(inputs)
-    assert calls == [] and autocast.dtype == torch.bfloat16 and torch.equal(autocast, expected)
+    assert onednn_calls == panel_calls == [] and autocast.dtype == torch.bfloat16 and torch.equal(autocast, expected)
 
 
 @needs_onednn
@@ -218,14 +222,3 @@ def test_the_benchmark_records_the_gemm_the_layers_use(monkeypatch):
     assert linear_kernel.linear_gemm() == "oneDNN"
     monkeypatch.setattr(linear_kernel, "onednn_available", lambda: False)
     assert linear_kernel.linear_gemm() == "MKL"
-
-
-def test_on_the_panel_gemm_the_layers_under_autocast_compute_as_autocast_has_them(panel_gemm, monkeypatch):
-    model = TwoLayers()
-    inputs = torch.randn(4, 576)
-    calls = calls_to_panel_gemm(monkeypatch)
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-        expected = model.fp32(inputs)
-        with fast_linears(model):
-            autocast = model.fp32(inputs)
-    assert calls == [] and autocast.dtype == torch.bfloat16 and torch.equal(autocast, expected)
