@@ -22,3 +22,19 @@ def test_a_swallowed_interrupt_is_raised_at_the_next_check():
             raise_if_interrupted()
     assert signal.getsignal(signal.SIGINT) is before
     raise_if_interrupted()
+
+
+def test_an_error_a_library_made_of_the_interrupt_leaves_as_the_interrupt():
+    def library_call():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:
+            raise ValueError("could not determine the shape of object type 'torch.storage.UntypedStorage'") from None
+
+    with pytest.raises(KeyboardInterrupt) as raised:
+        with noticed_interrupts():
+            library_call()
+    assert isinstance(raised.value.__cause__, ValueError)
+    with pytest.raises(ValueError):
+        with noticed_interrupts():
+            raise ValueError("a real failure stays itself")
